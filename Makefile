@@ -1,0 +1,46 @@
+# The two quick-start commands (README): `make demo` and `make test`. Each installs what it
+# needs into .venv (and .venv-wire for the wire-protocol test server), once.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+WIRE := .venv-wire
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install install-wire bench-db clean
+
+install: $(VENV)/.installed
+install-wire: $(WIRE)/.installed
+
+# torch goes first and pinned: this takes the CPU wheel; unpinned, pip pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask]'
+	touch $@
+
+# mongoeco (the MongoDB wire-protocol test server) needs Python >= 3.13, in its own venv.
+$(WIRE)/.installed:
+	py313=$$(command -v python3.13 || ls -1 "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1); \
+	  test -n "$$py313" || { echo "python3.13 not found: needed for the wire-protocol tests" >&2; exit 1; }; \
+	  test -x $(WIRE)/bin/python || "$$py313" -m venv $(WIRE)
+	$(WIRE)/bin/python -m pip install --quiet 'mongoeco[wire]>=4.11'
+	touch $@
+
+demo: install
+	$(BIN)/aloop validate configs/demo-water.yaml
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# pytest exits 5 when it collects nothing, which fails this target like any other error.
+test: lint install-wire
+	ALOOP_REQUIRE_WIRE=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
+
+bench-db: install install-wire
+	ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python benchmarks/db_bench.py
+
+clean:
+	rm -rf $(VENV) $(WIRE) .pytest_cache .ruff_cache

@@ -1,0 +1,134 @@
+"""Insert and read back ethanol-sized structures on each database backend.
+
+    python benchmarks/db_bench.py [--n 10000] [--wire-n 1000] [--wire-batch 50]
+
+Backends: the embedded store (litemongo, SQLite files), the in-memory store, and a
+MongoDB wire-protocol server (mongoeco's proxy, started from .venv-wire or
+ALOOP_TEST_WIRE_PYTHON; or any server given as ALOOP_BENCH_MONGO_URI). Each run
+inserts N distinct 9-atom frames through ``repository.insert_structures`` (hashing,
+dedupe lookup, validation, insert_many), inserts them again (all duplicates), then streams
+them back with ``iter_structures`` (arrays decoded). Target: 10,000 inserted in < 5 s on
+the embedded store. Results go to stdout and benchmarks/results/db_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.build import molecule
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from aloop.records import StructureRecord  # noqa: E402
+from db import connection  # noqa: E402
+from db import repository as repo  # noqa: E402
+
+
+def ethanol_frames(n: int, seed: int = 0) -> list[StructureRecord]:
+    rng = np.random.default_rng(seed)
+    base = molecule("CH3CH2OH")
+    out = []
+    for i in range(n):
+        pos = base.positions + rng.normal(scale=0.1, size=base.positions.shape)
+        out.append(
+            StructureRecord(
+                numbers=base.numbers,
+                positions=pos,
+                cell=np.zeros((3, 3)),
+                pbc=[False] * 3,
+                system="ethanol",
+                origin="md",
+                iteration=i % 10,
+                lineage={"walker": i % 16, "temperature": 300.0, "md_step": i},
+                uncertainty={"force_dev_max": float(rng.random()), "force_dev_mean": 0.01},
+                verdict="candidate",
+            )
+        )
+    return out
+
+
+def run(uri: str, n: int, batch: int) -> dict:
+    records = ethanol_frames(n)
+    connection.connect(uri)
+    try:
+        campaign, _ = repo.get_or_create_campaign(f"bench-{n}", {"campaign": "bench"}, "b" * 64)
+        t0 = time.perf_counter()
+        res = repo.insert_structures(campaign, records, batch_size=batch)
+        insert_s = time.perf_counter() - t0
+        assert res.inserted == n, res.inserted
+        t0 = time.perf_counter()
+        again = repo.insert_structures(campaign, records, batch_size=batch)
+        dedupe_s = time.perf_counter() - t0
+        assert again.duplicates == n
+        t0 = time.perf_counter()
+        read = sum(1 for _ in repo.iter_structures(campaign))
+        read_s = time.perf_counter() - t0
+        assert read == n
+        t0 = time.perf_counter()
+        repo.verdict_counts(campaign, 3)
+        agg_s = time.perf_counter() - t0
+    finally:
+        connection.disconnect()
+    return {
+        "n": n,
+        "batch": batch,
+        "insert_s": round(insert_s, 3),
+        "insert_per_s": round(n / insert_s),
+        "dedupe_s": round(dedupe_s, 3),
+        "read_s": round(read_s, 3),
+        "read_per_s": round(n / read_s),
+        "aggregate_s": round(agg_s, 3),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--wire-n", type=int, default=1000)
+    ap.add_argument(
+        "--wire-batch",
+        type=int,
+        default=50,
+        help="mongoeco's insert cost grows with the batch size; 50 is its sweet spot",
+    )
+    args = ap.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["embedded"] = run(f"embedded://{tmp}/store", args.n, repo.INSERT_BATCH)
+        print("embedded", results["embedded"], flush=True)
+        results["memory"] = run("memory://bench", args.n, repo.INSERT_BATCH)
+        print("memory  ", results["memory"], flush=True)
+        uri = os.environ.get("ALOOP_BENCH_MONGO_URI")
+        server = None
+        if not uri and args.wire_n:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from support.wire import WireServer
+
+            server = WireServer(Path(tmp))
+            uri = server.uri("aloop_bench")
+        if uri:
+            try:
+                results["wire"] = run(uri, args.wire_n, args.wire_batch)
+                print("wire    ", results["wire"], flush=True)
+            finally:
+                if server:
+                    server.stop()
+    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    out = ROOT / "benchmarks" / "results" / "db_bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    target = results["embedded"]["insert_s"]
+    print(f"embedded: {args.n} inserted in {target:.2f} s (target < 5 s for 10,000)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data layer: mongoengine documents, connection and repository functions."""

@@ -1,0 +1,1 @@
+"""Labelling with PySCF (filled in by the labelling engine issue)."""

@@ -1,0 +1,1 @@
+"""Prefect flows wrapping aloop/ and dft/ and persisting through db/."""

@@ -1,0 +1,167 @@
+"""Campaign configuration: defaults, every validation rule, and error messages."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aloop.config import ConfigError, load_config, parse_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+MINIMAL = {"campaign": "t", "systems": [{"name": "water", "molecule": "H2O"}]}
+
+
+def with_change(path: str, value, base=MINIMAL) -> dict:
+    """A copy of ``base`` with the dotted ``path`` set to ``value`` (creating mappings)."""
+    data = copy.deepcopy(base)
+    keys = path.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node[int(key)] if key.isdigit() else node.setdefault(key, {})
+    last = keys[-1]
+    if last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    cfg = load_config(path)
+    assert cfg.systems
+
+
+def test_minimal_config_gets_sensible_defaults():
+    cfg = parse_config(MINIMAL)
+    assert cfg.select.trust.lo < cfg.select.trust.hi
+    assert cfg.model.member_seeds == [0, 1, 2, 3]
+    assert cfg.explore.ensemble == "nvt"
+    assert cfg.dft.scf.recovery[0] == "diis"
+    assert cfg.temperatures("water") == [300.0]
+
+
+def test_per_system_overrides_win():
+    data = with_change("systems.0.trust", {"lo": 0.1, "hi": 0.2})
+    data["systems"][0]["temperatures"] = [500]
+    cfg = parse_config(data)
+    assert cfg.trust_window("water").hi == 0.2
+    assert cfg.temperatures("water") == [500.0]
+
+
+def test_method_is_case_insensitive():
+    assert parse_config(with_change("dft.method", "hf")).dft.method == "HF"
+
+
+def test_result_hash_ignores_execution_but_not_science():
+    base = parse_config(MINIMAL).result_hash()
+    assert parse_config(with_change("execution.label_workers", 8)).result_hash() == base
+    assert parse_config(with_change("database.uri", "memory://x")).result_hash() == base
+    assert parse_config(with_change("dft.basis", "sto-3g")).result_hash() != base
+
+
+def test_structure_file_relative_to_config(tmp_path):
+    from ase.build import molecule
+    from ase.io import write
+
+    (tmp_path / "geo").mkdir()
+    write(tmp_path / "geo" / "nh3.xyz", molecule("NH3"))
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        yaml.safe_dump({"campaign": "f", "systems": [{"name": "nh3", "structure": "geo/nh3.xyz"}]})
+    )
+    assert load_config(cfg_file).systems[0].structure == "geo/nh3.xyz"
+
+
+# (change, expected key path in the message, expected words)
+MALFORMED = [
+    (("systems", []), "systems", "at least 1"),
+    (("campaign", "has space"), "campaign", "pattern"),
+    (("surprise", 1), "surprise", "unknown key"),
+    (("dft.basiss", "sto-3g"), "dft.basiss", "unknown key"),
+    (("systems.0.molecule", "NotAMolecule"), "systems.0.molecule", "unknown ase.build.molecule"),
+    (("systems.0.structure", "missing.xyz"), "systems.0", "exactly one"),
+    (("systems.0.multiplicity", 2), "systems.0.multiplicity", "parity"),
+    (("systems.0.multiplicity", 0), "systems.0.multiplicity", "greater than 0"),
+    (("systems.0.charge", 11), "systems.0.charge", "negative electron count"),
+    (("systems.0.temperatures", [300, -5]), "systems.0.temperatures.1", "greater than 0"),
+    (("systems.0.trust", {"lo": 0.3, "hi": 0.1}), "systems.0.trust", "lo (0.3) must be smaller"),
+    (("select.trust", {"lo": 0.2, "hi": 0.2}), "select.trust", "must be smaller"),
+    (("select.trust.lo", -0.1), "select.trust.lo", "greater than or equal to 0"),
+    (("explore.temperatures", []), "explore.temperatures", "at least one temperature"),
+    (("explore.temperatures", [0]), "explore.temperatures.0", "greater than 0"),
+    (("explore.timestep_fs", 0), "explore.timestep_fs", "greater than 0"),
+    (("explore.steps", 5), "explore", "sample_interval (10) exceeds steps (5)"),
+    (("explore.ensemble", "npt"), "explore", "needs pressures_gpa"),
+    (("explore.ensemble", "nvx"), "explore.ensemble", "'nvt', 'nve' or 'npt'"),
+    (("dft.method", "MP2"), "dft.method", "'HF' or 'DFT'"),
+    (("dft.scf.recovery", ["diis", "prayer"]), "dft.scf.recovery.1", "newton"),
+    (("dft.scf.recovery", []), "dft.scf.recovery", "at least one strategy"),
+    (("dft.scf.recovery", ["diis", "diis"]), "dft.scf.recovery", "once"),
+    (("dft.grid_level", 12), "dft.grid_level", "less than or equal to 9"),
+    (("model.committee_size", 1), "model.committee_size", "greater than or equal to 2"),
+    (("model.seeds", [1, 2]), "model", "seeds has 2 entries"),
+    (("model.seeds", [1, 1, 2, 3]), "model", "distinct"),
+    (("model.warm_start", "foundation"), "model", "needs foundation_model"),
+    (("model.dtype", "float16"), "model.dtype", "float32"),
+    (("stop.accurate_ratio", 1.5), "stop.accurate_ratio", "less than or equal to 1"),
+    (("stop.patience", 0), "stop.patience", "greater than 0"),
+    (("database.uri", "postgres://x"), "database.uri", "unknown database URI scheme"),
+    (("execution.task_runner", "slurm"), "execution.task_runner", "'thread' or 'dask'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"), MALFORMED, ids=[m[1] + ":" + m[2][:20] for m in MALFORMED]
+)
+def test_malformed_config_names_the_key(change, key, words):
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_change(*change))
+    problems = info.value.problems
+    assert any(p.startswith(f"{key}:") and words in p for p in problems), problems
+
+
+def test_duplicate_system_names():
+    data = copy.deepcopy(MINIMAL)
+    data["systems"].append({"name": "water", "molecule": "H2O"})
+    with pytest.raises(ConfigError, match="repeated: water"):
+        parse_config(data)
+
+
+def test_foundation_model_file_must_exist():
+    data = with_change("model.warm_start", "foundation")
+    data["model"]["foundation_model"] = "nowhere.model"
+    with pytest.raises(ConfigError, match=r"model.foundation_model: file not found"):
+        parse_config(data)
+
+
+def test_every_error_is_reported_at_once():
+    data = with_change("explore.timestep_fs", -1)
+    data["stop"] = {"patience": 0}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert len(info.value.problems) == 2
+
+
+def test_unreadable_and_non_yaml_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("campaign: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"\(yaml\) line 2"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(listy)
+
+
+def test_open_shell_radical_is_accepted():
+    data = {"campaign": "oh", "systems": [{"name": "oh", "molecule": "OH", "multiplicity": 2}]}
+    assert parse_config(data).systems[0].multiplicity == 2
+    data["systems"][0]["charge"] = -1  # OH-: closed shell, so a doublet is impossible
+    with pytest.raises(ConfigError, match="multiplicity: 2 is impossible with 10 electrons"):
+        parse_config(data)
