@@ -22,9 +22,12 @@ $(VENV)/.installed: pyproject.toml
 
 # mongoeco (the MongoDB wire-protocol test server) needs Python >= 3.13, in its own venv.
 $(WIRE)/.installed:
-	py313=$$(command -v python3.13 || ls -1 "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1); \
-	  test -n "$$py313" || { echo "python3.13 not found: needed for the wire-protocol tests" >&2; exit 1; }; \
-	  test -x $(WIRE)/bin/python || "$$py313" -m venv $(WIRE)
+	py313=""; \
+	for c in python3.13 "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13; do \
+	  if "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then py313=$$c; fi; \
+	done; \
+	test -n "$$py313" || { echo "python3.13 not found: needed for the wire-protocol tests" >&2; exit 1; }; \
+	test -x $(WIRE)/bin/python || "$$py313" -m venv $(WIRE)
 	$(WIRE)/bin/python -m pip install --quiet 'mongoeco[wire]>=4.11'
 	touch $@
 
