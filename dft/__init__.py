@@ -1,1 +1,2 @@
-"""Labelling with PySCF (filled in by the labelling engine issue)."""
+"""Labelling with PySCF: an ASE calculator, the SCF recovery ladder, the geometry guard
+and parallel batch labelling. Depends on aloop/ only; returns plain data."""

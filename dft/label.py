@@ -1,0 +1,103 @@
+"""Labelling one structure: guard, calculate, and turn any outcome into a LabelRecord."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from ase.calculators.calculator import CalculationFailed, InputError, SCFError
+
+from aloop.records import LabelRecord
+from dft.calculator import PySCFCalculator
+from dft.guard import guard_reason
+from dft.scf import SCFTimeout
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from dft.settings import LabelSettings
+
+
+def label_structure(
+    structure_id: str,
+    atoms: Atoms,
+    settings: LabelSettings,
+    charge: int = 0,
+    multiplicity: int = 1,
+    threads: int | None = None,
+) -> LabelRecord:
+    """Compute the reference label of one structure; never raises for a bad structure.
+
+    Returns a :class:`aloop.records.LabelRecord` whose ``status`` is ``ok``,
+    ``failed`` (SCF not converged, timeout, PySCF error; with the reason) or ``rejected``
+    (the geometry guard refused it and no DFT was spent). Energies in eV, forces in eV/Å.
+    """
+    common = {
+        "structure_id": structure_id,
+        "settings_hash": settings.settings_hash(),
+        "settings": settings.result_fields(),
+        "host": socket.gethostname(),
+        "threads": threads or _threads(),
+        "code_versions": {"pyscf": settings.pyscf_version},
+    }
+    reason = guard_reason(atoms, charge, multiplicity, settings.min_distance_factor)
+    if reason is not None:
+        return LabelRecord(status="rejected", error=reason, wall_time=0.0, **common)
+    calc = PySCFCalculator(settings, charge=charge, multiplicity=multiplicity)
+    work = atoms.copy()
+    work.calc = calc
+    start = time.perf_counter()
+    try:
+        energy = work.get_potential_energy()
+        forces = work.get_forces()
+    except SCFTimeout:
+        return LabelRecord(
+            status="failed",
+            error=f"timeout after {settings.timeout_s:g} s",
+            scf_attempts=calc.scf_attempts,
+            wall_time=_since(start),
+            **common,
+        )
+    except (SCFError, InputError, CalculationFailed) as exc:
+        return LabelRecord(
+            status="failed",
+            error=str(exc),
+            scf_attempts=calc.scf_attempts,
+            wall_time=_since(start),
+            **common,
+        )
+    except Exception as exc:  # PySCF raises assorted types; a label failure is data
+        return LabelRecord(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}"[:1000],
+            scf_attempts=calc.scf_attempts,
+            wall_time=_since(start),
+            **common,
+        )
+    return LabelRecord(
+        status="ok",
+        energy=float(energy),
+        forces=forces,
+        stress=None,
+        stress_note=calc.stress_note,
+        s2=calc.s2,
+        scf_attempts=calc.scf_attempts,
+        wall_time=_since(start),
+        **common,
+    )
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 4)
+
+
+def _threads() -> int:
+    from pyscf import lib
+
+    return (
+        int(lib.num_threads())
+        if hasattr(lib, "num_threads")
+        else int(os.environ.get("OMP_NUM_THREADS", "1"))
+    )

@@ -1,0 +1,141 @@
+"""Labels as data: recovery ladder, timeouts, geometry guard, provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+from dft.guard import guard_reason
+from dft.label import label_structure
+from dft.settings import LabelSettings
+
+
+def stretched_water(oh: float = 2.6) -> Atoms:
+    w = molecule("H2O")
+    v = w.positions[1] - w.positions[0]
+    w.positions[1] = w.positions[0] + v / np.linalg.norm(v) * oh
+    return w
+
+
+HARD = LabelSettings(method="DFT", xc="pbe", basis="6-31g", max_cycle=50)
+
+
+def test_plain_diis_fails_on_stretched_water_and_the_ladder_recovers_it():
+    only_diis = LabelSettings(
+        method="DFT", xc="pbe", basis="6-31g", max_cycle=50, recovery=("diis",)
+    )
+    failed = label_structure("s1", stretched_water(), only_diis)
+    assert failed.status == "failed"
+    assert "did not converge" in failed.error
+    assert [a["converged"] for a in failed.scf_attempts] == [False]
+
+    rec = label_structure("s1", stretched_water(), HARD)
+    assert rec.status == "ok"
+    tried = [(a["strategy"], a["converged"]) for a in rec.scf_attempts]
+    assert tried[0] == ("diis", False)
+    assert tried[-1][1] is True
+    assert all(a["cycles"] > 0 and a["seconds"] > 0 for a in rec.scf_attempts)
+    assert rec.forces.shape == (3, 3)
+
+
+def test_newton_rescues_a_square_h4_where_damping_also_fails():
+    h4 = Atoms("H4", positions=[[0, 0, 0], [1.8, 0, 0], [0, 1.8, 0], [1.8, 1.8, 0]])
+    rec = label_structure("h4", h4, HARD)
+    assert rec.status == "ok"
+    tried = [(a["strategy"], a["converged"]) for a in rec.scf_attempts]
+    assert tried == [("diis", False), ("damping_levelshift", False), ("newton", True)]
+
+
+def test_timeout_is_recorded_not_raised():
+    settings = LabelSettings(method="DFT", xc="pbe", basis="6-31g", timeout_s=0.01)
+    rec = label_structure("t", molecule("CH3CH2OH"), settings)
+    assert rec.status == "failed"
+    assert rec.error.startswith("timeout after 0.01 s")
+    assert rec.scf_attempts[-1]["error"] == "timeout"
+
+
+def test_guard_rejects_without_spending_dft():
+    squashed = molecule("H2O")
+    squashed.positions[1] = squashed.positions[0] + [0.1, 0, 0]
+    rec = label_structure("g", squashed, HARD)
+    assert rec.status == "rejected"
+    assert "apart" in rec.error
+    assert rec.scf_attempts == [] and rec.wall_time == 0.0
+
+
+@pytest.mark.parametrize(
+    ("atoms", "charge", "mult", "words"),
+    [
+        (Atoms("H2", positions=[[0, 0, 0], [0, 0, np.nan]]), 0, 1, "non-finite"),
+        (molecule("H2O"), 0, 2, "does not match 10 electrons"),
+        (molecule("H2O"), 11, 1, "impossible"),
+        (Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.2]]), 0, 1, "0.200 Å apart"),
+    ],
+)
+def test_guard_reasons(atoms, charge, mult, words):
+    assert words in guard_reason(atoms, charge, mult, 0.5)
+
+
+def test_guard_uses_minimum_image_in_cells():
+    # 0.3 Å apart across the boundary of a 5 Å box: too close once periodic
+    a = Atoms("H2", positions=[[0.1, 0, 0], [4.8, 0, 0]], cell=[5, 5, 5])
+    assert guard_reason(a) is None
+    a.pbc = True
+    assert "apart" in guard_reason(a)
+    assert guard_reason(molecule("CH3CH2OH")) is None
+
+
+def test_label_provenance():
+    settings = LabelSettings(method="HF", basis="sto-3g")
+    rec = label_structure("p", molecule("H2O"), settings)
+    assert rec.status == "ok"
+    assert rec.settings_hash == settings.settings_hash()
+    assert rec.settings["basis"] == "sto-3g" and "pyscf_version" in rec.settings
+    assert rec.code_versions["pyscf"] == settings.pyscf_version
+    assert rec.host and rec.threads >= 1 and rec.wall_time > 0
+    assert rec.s2 is None  # restricted
+    assert rec.stress is None and rec.stress_note is None  # a molecule has no stress
+
+
+def test_settings_hash_covers_results_not_effort():
+    base = LabelSettings(method="DFT", xc="pbe", basis="def2-svp")
+    same = [
+        LabelSettings(
+            method="DFT", xc="pbe", basis="def2-svp", timeout_s=5, max_cycle=7, recovery=("newton",)
+        ),
+    ]
+    different = [
+        LabelSettings(method="DFT", xc="b3lyp", basis="def2-svp"),
+        LabelSettings(method="DFT", xc="pbe", basis="def2-tzvp"),
+        LabelSettings(method="DFT", xc="pbe", basis="def2-svp", grid_level=5),
+        LabelSettings(method="DFT", xc="pbe", basis="def2-svp", density_fit=True),
+        LabelSettings(method="DFT", xc="pbe", basis="def2-svp", pyscf_version="0.0"),
+    ]
+    assert all(s.settings_hash() == base.settings_hash() for s in same)
+    assert len({s.settings_hash() for s in [base, *different]}) == 6
+    # HF ignores the functional and the grid
+    assert (
+        LabelSettings(method="HF", xc="pbe").settings_hash()
+        == LabelSettings(method="HF", xc="b3lyp", grid_level=1).settings_hash()
+    )
+
+
+def test_settings_from_campaign_config():
+    from aloop.config import parse_config
+
+    cfg = parse_config(
+        {
+            "campaign": "x",
+            "systems": [{"name": "w", "molecule": "H2O"}],
+            "dft": {
+                "method": "hf",
+                "basis": "sto-3g",
+                "scf": {"recovery": ["diis", "newton"], "timeout_s": 9},
+            },
+        }
+    )
+    s = LabelSettings.from_config(cfg.dft)
+    assert (s.method, s.basis, s.recovery, s.timeout_s) == ("HF", "sto-3g", ("diis", "newton"), 9)
+    assert LabelSettings.from_config(cfg.dft, periodic=True).periodic
