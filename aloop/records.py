@@ -11,6 +11,12 @@ import numpy as np
 
 from aloop.structures import content_hash
 
+#: MACE's namespaced reference keys: an extxyz written with them feeds mace_run_train
+#: (--energy_key REF_energy --forces_key REF_forces --stress_key REF_stress) unchanged.
+REF_ENERGY = "REF_energy"
+REF_FORCES = "REF_forces"
+REF_STRESS = "REF_stress"
+
 
 @dataclass
 class StructureRecord:
@@ -72,3 +78,21 @@ class LabelRecord:
     threads: int | None = None
     code_versions: dict = field(default_factory=dict)
     iteration: int = 0
+
+    def labelled_atoms(self, atoms: Any) -> Any:
+        """A copy of ``atoms`` carrying this label under MACE's REF_ keys.
+
+        Raises
+        ------
+        ValueError
+            The label is not ``ok`` (a failed label has no numbers to attach).
+        """
+        if self.status != "ok":
+            raise ValueError(f"label of {self.structure_id} is {self.status}: {self.error}")
+        out = atoms.copy()
+        out.calc = None
+        out.info[REF_ENERGY] = float(self.energy)
+        out.arrays[REF_FORCES] = np.asarray(self.forces, dtype=np.float64).copy()
+        if self.stress is not None:
+            out.info[REF_STRESS] = np.asarray(self.stress, dtype=np.float64).copy()
+        return out

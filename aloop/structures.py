@@ -76,16 +76,26 @@ def content_hash(
     so a molecule's hash ignores whatever box a file happened to carry.
     """
     pbc = np.asarray(pbc, dtype=bool).reshape(3)
-    pos = np.rint(np.asarray(positions, dtype=np.float64) / HASH_TOLERANCE_ANG)
     cell = np.asarray(cell, dtype=np.float64).reshape(3, 3) * pbc[:, None]
-    cell_q = np.rint(cell / HASH_TOLERANCE_ANG)
     h = hashlib.sha256()
     h.update(np.asarray(numbers, dtype="<i8").tobytes())
-    h.update(pos.astype("<i8").tobytes())
-    h.update(cell_q.astype("<i8").tobytes())
+    h.update(_quantized(np.asarray(positions, dtype=np.float64)))
+    h.update(_quantized(cell))
     h.update(pbc.astype("u1").tobytes())
     h.update(np.array([charge, multiplicity], dtype="<i8").tobytes())
     return h.hexdigest()
+
+
+def _quantized(values: np.ndarray) -> bytes:
+    """Values on the hash grid as int64 bytes; values off any int64 grid point (blown-up
+    or non-finite coordinates) keep their exact float64 bits, flagged, so the hash stays
+    defined and identical on every platform."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = np.rint(values / HASH_TOLERANCE_ANG)
+    on_grid = np.isfinite(q) & (np.abs(q) < 2.0**62)
+    ints = np.where(on_grid, q, 0).astype("<i8")
+    raw = np.where(on_grid, 0.0, values).astype("<f8")
+    return ints.tobytes() + on_grid.tobytes() + raw.tobytes()
 
 
 def atoms_hash(atoms: Atoms, charge: int = 0, multiplicity: int = 1) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import numpy as np
@@ -355,25 +356,9 @@ def record_label(campaign: Campaign, rec: LabelRecord) -> tuple[ObjectId, bool]:
     )
     if existing is not None:
         return existing.id, False
-    label = Label(
-        structure=rec.structure_id,
-        campaign=campaign.id,
-        settings_hash=rec.settings_hash,
-        settings=rec.settings,
-        status=rec.status,
-        energy=None if rec.energy is None else float(rec.energy),
-        forces=rec.forces,
-        stress=rec.stress,
-        stress_note=rec.stress_note,
-        s2=None if rec.s2 is None else float(rec.s2),
-        scf_attempts=[SCFAttempt(**a) for a in rec.scf_attempts],
-        error=rec.error,
-        wall_time=rec.wall_time,
-        host=rec.host,
-        threads=rec.threads,
-        code_versions=rec.code_versions,
-        iteration=rec.iteration,
-    )
+    fields = {f.name: getattr(rec, f.name) for f in dataclass_fields(rec)}
+    fields["scf_attempts"] = [SCFAttempt(**a) for a in rec.scf_attempts]
+    label = Label(structure=fields.pop("structure_id"), campaign=campaign.id, **fields)
     try:
         label.save(force_insert=True)
     except NotUniqueError:  # a concurrent writer won: theirs stands

@@ -139,3 +139,25 @@ def test_settings_from_campaign_config():
     s = LabelSettings.from_config(cfg.dft)
     assert (s.method, s.basis, s.recovery, s.timeout_s) == ("HF", "sto-3g", ("diis", "newton"), 9)
     assert LabelSettings.from_config(cfg.dft, periodic=True).periodic
+
+
+def test_labelled_atoms_carry_mace_reference_keys(tmp_path):
+    from ase.io import read, write
+
+    atoms = molecule("H2O")
+    rec = label_structure("k", atoms, LabelSettings(method="HF", basis="sto-3g"))
+    labelled = rec.labelled_atoms(atoms)
+    assert labelled.info["REF_energy"] == rec.energy
+    np.testing.assert_array_equal(labelled.arrays["REF_forces"], rec.forces)
+    assert "REF_stress" not in labelled.info  # a molecule has none; never zeros
+    write(tmp_path / "l.extxyz", labelled)
+    back = read(tmp_path / "l.extxyz")
+    assert back.info["REF_energy"] == pytest.approx(rec.energy, abs=1e-9)
+    np.testing.assert_allclose(back.arrays["REF_forces"], rec.forces, atol=1e-9)
+    rejected = label_structure(
+        "r",
+        Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.1]]),
+        LabelSettings(method="HF", basis="sto-3g"),
+    )
+    with pytest.raises(ValueError, match="rejected"):
+        rejected.labelled_atoms(atoms)
