@@ -1,0 +1,1 @@
+"""MACE committee: training with provenance, hash-checked loading, batched inference."""

@@ -1,0 +1,219 @@
+"""Batched committee inference: every structure through every member in one graph batch.
+
+The neighbour lists and the graph batch are built once per call and shared by all
+members (they must agree on r_max and elements, which models of one committee do). Results
+follow MACE's calculator naming: ``energy_var``, ``forces_comm``; plus the per-atom force
+deviation (norm of the per-component standard deviation over members) and its max and mean
+per structure, DP-GEN's model deviation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ase import Atoms
+
+
+@dataclass
+class CommitteeResult:
+    """Committee outputs for a list of structures (eV, eV/Å).
+
+    Per-structure arrays have one entry per structure; per-atom ones are lists with one
+    (natoms, ...) array per structure.
+    """
+
+    energy: np.ndarray
+    energy_std: np.ndarray
+    forces: list[np.ndarray]
+    force_std: list[np.ndarray]
+    force_dev_max: np.ndarray
+    force_dev_mean: np.ndarray
+    energy_members: np.ndarray | None = None
+    forces_members: list[np.ndarray] | None = None
+    descriptors: np.ndarray | None = None
+
+
+class Committee:
+    """K MACE models evaluated together.
+
+    Parameters
+    ----------
+    models
+        Loaded MACE modules (see :func:`aloop.models.io.load_model`).
+    device
+        Torch device; the models are moved there.
+    """
+
+    def __init__(self, models: Sequence[Any], device: str = "cpu") -> None:
+        import torch
+
+        if len(models) < 1:
+            raise ValueError("a committee needs at least one model")
+        self.models = [m.to(device).eval() for m in models]
+        for m in self.models:
+            for p in m.parameters():
+                p.requires_grad_(False)
+        self.device = device
+        self.r_max = float(self.models[0].r_max)
+        self.zs = [int(z) for z in self.models[0].atomic_numbers]
+        for m in self.models[1:]:
+            if float(m.r_max) != self.r_max or [int(z) for z in m.atomic_numbers] != self.zs:
+                raise ValueError("committee members must share r_max and elements")
+        self.dtype = next(self.models[0].parameters()).dtype
+        self._torch = torch
+        self._cores = max(1, torch.get_num_threads())
+        self._pool: Any = None
+
+    def batch(self, atoms_list: Sequence[Atoms]) -> Any:
+        """One graph batch of all structures (neighbour lists built once, here)."""
+        from mace import data as mace_data
+        from mace.tools import torch_geometric
+        from mace.tools.torch_tools import default_dtype
+        from mace.tools.utils import AtomicNumberTable
+
+        z_table = AtomicNumberTable(self.zs)
+        keyspec = mace_data.KeySpecification(info_keys={}, arrays_keys={})
+        with default_dtype(self.dtype):
+            graphs = [
+                mace_data.AtomicData.from_config(
+                    mace_data.config_from_atoms(a, key_specification=keyspec),
+                    z_table=z_table,
+                    cutoff=self.r_max,
+                )
+                for a in atoms_list
+            ]
+        batch = torch_geometric.Batch.from_data_list(graphs).to(self.device)
+        return batch
+
+    def _map_members(self, fn: Any) -> list[Any]:
+        """Apply ``fn`` to every member; on CPU, members run side by side in threads.
+
+        Measured (benchmarks/committee_bench.py): two members at a time with one OpenMP
+        thread each beat one member at a time with two threads by 1.3-1.6x on 2 cores,
+        because a small molecule's tensors are too small to keep two threads busy.
+        torch releases the GIL inside its kernels, so Python threads overlap them.
+        """
+        torch = self._torch
+        workers = min(len(self.models), self._cores)
+        if self.device != "cpu" or workers < 2:
+            return [fn(m) for m in self.models]
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="committee")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, self._cores // workers))
+        try:
+            return list(self._pool.map(fn, self.models))
+        finally:
+            torch.set_num_threads(threads)
+
+    def evaluate(
+        self,
+        atoms_list: Sequence[Atoms],
+        per_member: bool = False,
+        descriptors: bool = False,
+        batch: Any = None,
+    ) -> CommitteeResult:
+        """Committee mean and spread for every structure, in one batch per member."""
+        torch = self._torch
+        if not atoms_list:
+            raise ValueError("no structures to evaluate")
+        batch = self.batch(atoms_list) if batch is None else batch
+        n_struct = len(atoms_list)
+
+        def run(model: Any) -> tuple[Any, Any, Any]:
+            data = batch.to_dict()
+            data["positions"] = data["positions"].detach().clone()
+            out = model(data, compute_force=True, compute_stress=False, training=False)
+            nf = out["node_feats"].detach() if descriptors else None
+            return out["energy"].detach(), out["forces"].detach(), nf
+
+        outs = self._map_members(run)
+        energies = [o[0] for o in outs]
+        forces = [o[1] for o in outs]
+        feats = [o[2] for o in outs]
+        e = torch.stack(energies)  # (K, n_struct)
+        f = torch.stack(forces)  # (K, n_atoms_total, 3)
+        f_std = f.std(dim=0, unbiased=False)  # per component over members
+        dev = torch.linalg.norm(f_std, dim=1)  # per atom
+        index = batch["batch"]
+        dev_max = torch.zeros(n_struct, dtype=dev.dtype, device=dev.device).scatter_reduce(
+            0, index, dev, reduce="amax", include_self=False
+        )
+        counts = torch.bincount(index, minlength=n_struct).to(dev.dtype)
+        dev_mean = (
+            torch.zeros(n_struct, dtype=dev.dtype, device=dev.device).index_add(0, index, dev)
+            / counts
+        )
+        splits = batch["ptr"].tolist()
+
+        def per_structure(t: Any) -> list[np.ndarray]:
+            arr = t.cpu().numpy()
+            return [arr[..., splits[i] : splits[i + 1], :] for i in range(n_struct)]
+
+        desc = None
+        if descriptors:
+            node = torch.stack(feats).mean(dim=0)  # committee-averaged node features
+            scalars = node[:, : _num_scalar_channels(self.models[0], node.shape[1])]
+            summed = torch.zeros(
+                n_struct, scalars.shape[1], dtype=scalars.dtype, device=scalars.device
+            ).index_add(0, index, scalars)
+            desc = (summed / counts[:, None]).cpu().numpy()
+        return CommitteeResult(
+            energy=e.mean(dim=0).cpu().numpy(),
+            energy_std=e.std(dim=0, unbiased=False).cpu().numpy(),
+            forces=per_structure(f.mean(dim=0)),
+            force_std=[x[:, 0] for x in per_structure(dev[:, None])],
+            force_dev_max=dev_max.cpu().numpy(),
+            force_dev_mean=dev_mean.cpu().numpy(),
+            energy_members=e.T.cpu().numpy() if per_member else None,
+            forces_members=per_structure(f) if per_member else None,
+            descriptors=desc,
+        )
+
+
+def _num_scalar_channels(model: Any, width: int) -> int:
+    """Invariant (0e) channels at the front of each interaction's node features."""
+    per_layer = width // len(model.interactions)
+    irreps = getattr(model.products[0].linear, "irreps_out", None)
+    if irreps is not None:
+        scalars = sum(mul for mul, ir in irreps if ir.l == 0)
+        return min(scalars, per_layer)
+    return per_layer
+
+
+class CommitteeCalculator(Calculator):
+    """ASE calculator on a :class:`Committee` for single structures.
+
+    ``results`` hold the committee mean ``energy`` and ``forces``, MACE-style
+    ``energy_var`` and ``forces_comm`` (members x atoms x 3), and ``force_std`` (per atom)
+    with its ``force_dev_max``.
+    """
+
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces"]
+
+    def __init__(self, committee: Committee, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.committee = committee
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        r = self.committee.evaluate([self.atoms], per_member=True)
+        energy = float(r.energy[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": r.forces[0],
+            "energy_var": float(r.energy_std[0] ** 2),
+            "forces_comm": r.forces_members[0],
+            "force_std": r.force_std[0],
+            "force_dev_max": float(r.force_dev_max[0]),
+        }

@@ -1,0 +1,302 @@
+"""Training a MACE committee with mace-torch's own training code, keeping provenance.
+
+Each member is one ``mace.cli.run_train.run`` call (the code behind ``mace_run_train``)
+on extxyz files written with MACE's REF_ keys. The train/valid split is drawn once per
+committee (so members' validation errors compare); members differ by seed and, with
+``bootstrap``, by a resampled training set. Warm starts hand the parent model file to
+MACE as ``--foundation_model``: MACE rebuilds the architecture from it and loads its
+weights before training (naive fine-tuning; no download happens for a file path).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aloop.models.io import pick_device, sha256_bytes
+from aloop.records import REF_ENERGY, REF_FORCES
+from aloop.versions import code_versions
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ase import Atoms
+
+    from aloop.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+#: Hyperparameters (ModelConfig fields) handed to MACE, with their mace_run_train flags.
+_FLAGS = {
+    "r_max": "--r_max",
+    "num_channels": "--num_channels",
+    "max_L": "--max_L",
+    "max_ell": "--max_ell",
+    "correlation": "--correlation",
+    "num_interactions": "--num_interactions",
+    "num_radial_basis": "--num_radial_basis",
+    "batch_size": "--batch_size",
+    "lr": "--lr",
+    "energy_weight": "--energy_weight",
+    "forces_weight": "--forces_weight",
+    "patience": "--patience",
+}
+
+
+@dataclass
+class MemberResult:
+    """One trained member, as plain data for db/ to store."""
+
+    member: int
+    seed: int
+    weights: bytes = field(repr=False)
+    sha256: str
+    hyperparameters: dict
+    training_ids: list[str]
+    valid_ids: list[str]
+    parent_sha256: str | None
+    metrics: dict
+    epochs: int
+    learning_curve: list[dict]
+    wall_time: float
+    device: str
+    code_versions: dict
+
+
+def hyperparameters(cfg: ModelConfig) -> dict:
+    """The settings that define a member's training (stored with it)."""
+    keep = [*_FLAGS, "epochs", "dtype", "valid_fraction", "bootstrap", "warm_start"]
+    return {k: getattr(cfg, k) for k in keep}
+
+
+def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reproducible (train, valid) index split; at least one frame on each side."""
+    if n < 2:
+        raise ValueError(f"training needs at least 2 labelled structures, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_valid = min(max(1, round(valid_fraction * n)), n - 1)
+    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+
+def mace_arguments(
+    cfg: ModelConfig,
+    *,
+    name: str,
+    seed: int,
+    train_file: Path,
+    valid_file: Path,
+    workdir: Path,
+    device: str,
+    epochs: int,
+    foundation: Path | None = None,
+) -> list[str]:
+    """The mace_run_train command line for one member."""
+    args = [
+        f"--name={name}",
+        f"--seed={seed}",
+        "--model=MACE",
+        f"--train_file={train_file}",
+        f"--valid_file={valid_file}",
+        f"--energy_key={REF_ENERGY}",
+        f"--forces_key={REF_FORCES}",
+        "--E0s=average",
+        f"--max_num_epochs={epochs}",
+        f"--device={device}",
+        f"--default_dtype={cfg.dtype}",
+        f"--valid_batch_size={max(cfg.batch_size, 8)}",
+        "--eval_interval=1",
+        "--save_cpu",
+        f"--work_dir={workdir}",
+        f"--model_dir={workdir}",
+        f"--log_dir={workdir / 'logs'}",
+        f"--checkpoints_dir={workdir / 'checkpoints'}",
+        f"--results_dir={workdir / 'results'}",
+    ]
+    args += [f"{flag}={getattr(cfg, key)}" for key, flag in _FLAGS.items()]
+    if foundation is not None:
+        args += [f"--foundation_model={foundation}", "--multiheads_finetuning=False"]
+    return args
+
+
+def _write_extxyz(path: Path, frames: Sequence[Atoms]) -> None:
+    from ase.io import write
+
+    for a in frames:
+        if REF_ENERGY not in a.info or REF_FORCES not in a.arrays:
+            raise ValueError("training structures need REF_energy and REF_forces")
+    write(path, list(frames), format="extxyz")
+
+
+def _run_mace(argv: list[str]) -> None:
+    """Run MACE's trainer in this process and undo its global side effects."""
+    import torch
+    from mace.cli.run_train import run
+    from mace.tools import build_default_arg_parser
+
+    dtype = torch.get_default_dtype()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        try:
+            args = build_default_arg_parser().parse_args(argv)
+        except SystemExit:  # argparse exits on a bad flag: that is our bug, say so
+            raise RuntimeError(f"mace_run_train rejected the arguments {argv}") from None
+        run(args)
+    finally:
+        torch.set_default_dtype(dtype)
+        for h in root.handlers[:]:
+            if h not in handlers:
+                root.removeHandler(h)
+                h.close()
+        root.setLevel(level)
+
+
+def _learning_curve(results_dir: Path) -> list[dict]:
+    """Validation errors per epoch from MACE's results log (eV/Å, eV/atom)."""
+    curve = []
+    for path in sorted(results_dir.glob("*_train.txt")):
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("mode") == "eval" and row.get("epoch") is not None:
+                curve.append(
+                    {
+                        "epoch": int(row["epoch"]),
+                        "valid_forces_rmse": row.get("rmse_f"),
+                        "valid_energy_rmse_per_atom": row.get("rmse_e_per_atom"),
+                    }
+                )
+    return curve
+
+
+def error_metrics(model: Any, frames: Sequence[Atoms], device: str) -> dict:
+    """Energy (per atom) and force RMSE/MAE of one model against REF_ labels."""
+    from aloop.models.committee import Committee
+
+    res = Committee([model], device=device).evaluate(frames)
+    n_atoms = np.array([len(a) for a in frames])
+    de = (res.energy - np.array([a.info[REF_ENERGY] for a in frames])) / n_atoms
+    df = np.concatenate(
+        [f - a.arrays[REF_FORCES] for f, a in zip(res.forces, frames, strict=True)]
+    ).ravel()
+    return {
+        "energy_rmse_per_atom": float(np.sqrt(np.mean(de**2))),
+        "energy_mae_per_atom": float(np.mean(np.abs(de))),
+        "forces_rmse": float(np.sqrt(np.mean(df**2))),
+        "forces_mae": float(np.mean(np.abs(df))),
+    }
+
+
+def train_committee(
+    frames: Sequence[Atoms],
+    ids: Sequence[str],
+    cfg: ModelConfig,
+    workdir: Path | str,
+    *,
+    parents: Sequence[bytes] | None = None,
+    split_seed: int = 0,
+) -> list[MemberResult]:
+    """Train ``cfg.committee_size`` MACE members on labelled ``frames``.
+
+    Parameters
+    ----------
+    frames, ids
+        Labelled structures (REF_energy, REF_forces) and their structure ids.
+    cfg
+        Model section of the campaign config.
+    workdir
+        Scratch folder for MACE's files (one subfolder per member).
+    parents
+        Weights of each member's parent (warm start from the previous iteration);
+        ``cfg.foundation_model`` is used instead when ``warm_start`` is ``foundation``.
+    split_seed
+        Seed of the train/valid split shared by the members.
+    """
+    from aloop.models.io import load_model
+
+    if len(frames) != len(ids):
+        raise ValueError("frames and ids differ in length")
+    workdir = Path(workdir)
+    device = pick_device(cfg.device)
+    train_idx, valid_idx = split_indices(len(frames), cfg.valid_fraction, split_seed)
+    valid = [frames[i] for i in valid_idx]
+    results = []
+    for member, seed in enumerate(cfg.member_seeds):
+        mdir = workdir / f"member{member}"
+        mdir.mkdir(parents=True, exist_ok=True)
+        members_train = train_idx
+        if cfg.bootstrap:
+            rng = np.random.default_rng(seed)
+            members_train = np.sort(rng.choice(train_idx, size=len(train_idx), replace=True))
+        _write_extxyz(mdir / "train.xyz", [frames[i] for i in members_train])
+        _write_extxyz(mdir / "valid.xyz", valid)
+        foundation, parent_sha = None, None
+        if cfg.warm_start == "foundation" and cfg.foundation_model:
+            foundation = Path(cfg.foundation_model)
+            parent_sha = sha256_bytes(foundation.read_bytes())
+        elif cfg.warm_start == "previous" and parents:
+            foundation = mdir / "parent.model"
+            foundation.write_bytes(parents[member % len(parents)])
+            parent_sha = sha256_bytes(parents[member % len(parents)])
+        argv = mace_arguments(
+            cfg,
+            name=f"member{member}",
+            seed=seed,
+            train_file=mdir / "train.xyz",
+            valid_file=mdir / "valid.xyz",
+            workdir=mdir,
+            device=device,
+            epochs=cfg.epochs,
+            foundation=foundation,
+        )
+        log.info(
+            "training committee member %d (seed %d) on %d structures",
+            member,
+            seed,
+            len(members_train),
+        )
+        start = time.perf_counter()
+        _run_mace(argv)
+        wall = time.perf_counter() - start
+        weights = (mdir / f"member{member}.model").read_bytes()
+        sha = sha256_bytes(weights)
+        model = load_model(weights, sha, device=device)
+        metrics = {
+            "train": error_metrics(model, [frames[i] for i in members_train], device),
+            "valid": error_metrics(model, valid, device),
+        }
+        curve = _learning_curve(mdir / "results")
+        results.append(
+            MemberResult(
+                member=member,
+                seed=seed,
+                weights=weights,
+                sha256=sha,
+                hyperparameters=hyperparameters(cfg),
+                training_ids=[ids[i] for i in members_train],
+                valid_ids=[ids[i] for i in valid_idx],
+                parent_sha256=parent_sha,
+                metrics=metrics,
+                epochs=len(curve),
+                learning_curve=curve,
+                wall_time=round(wall, 3),
+                device=device,
+                code_versions=code_versions(),
+            )
+        )
+    return results
+
+
+def member_summary(result: MemberResult) -> dict:
+    """A member's provenance without its weights (for logs and documents)."""
+    d = asdict(result)
+    d.pop("weights")
+    return d
