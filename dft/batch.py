@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: Extra seconds past ``timeout_s`` before a worker is killed from outside: the SCF
 #: callback stops cooperative calculations at the limit; this catches stuck gradients.
 KILL_GRACE_S = 30.0
+#: A structure whose worker process dies this many times is recorded as failed.
+MAX_WORKER_CRASHES = 3
 
 
 @dataclass
@@ -162,13 +164,18 @@ def label_batch(
         report(progress)
 
     queue = list(reversed(todo))
+    crashes: dict[str, int] = {}
     ctx = mp.get_context("spawn")  # torch may be loaded here; forking it is unsafe
     while queue:
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
         ) as pool:
             # Start the workers (spawn + imports) before any task's clock starts.
-            wait([pool.submit(_ready) for _ in range(workers)])
+            for ready in [pool.submit(_ready) for _ in range(workers)]:
+                try:
+                    ready.result()
+                except Exception as exc:  # an environment problem, not a label failure
+                    raise RuntimeError(f"labelling workers failed to start: {exc}") from exc
             running: dict[Future, tuple[LabelTask, float]] = {}
             killed = False
             while (queue or running) and not killed:
@@ -182,8 +189,21 @@ def label_batch(
                     try:
                         deliver(fut.result())
                     except BrokenProcessPool:
+                        # A worker died (segfault, out of memory); which task killed it is
+                        # unknown, so each one in flight is retried a few times.
                         killed = True
-                        queue.append(task)
+                        crashes[task.structure_id] = crashes.get(task.structure_id, 0) + 1
+                        if crashes[task.structure_id] >= MAX_WORKER_CRASHES:
+                            deliver(
+                                _failure(
+                                    task,
+                                    settings,
+                                    "worker process died "
+                                    f"{MAX_WORKER_CRASHES} times (out of memory?)",
+                                )
+                            )
+                        else:
+                            queue.append(task)
                     except Exception as exc:  # the worker function itself failed
                         deliver(_failure(task, settings, f"{type(exc).__name__}: {exc}"))
                 limit = settings.timeout_s + KILL_GRACE_S

@@ -162,7 +162,7 @@ class Committee:
         desc = None
         if descriptors:
             node = torch.stack(feats).mean(dim=0)  # committee-averaged node features
-            scalars = node[:, : _num_scalar_channels(self.models[0], node.shape[1])]
+            scalars = node[:, _scalar_columns(self.models[0], node.shape[1])]
             summed = torch.zeros(
                 n_struct, scalars.shape[1], dtype=scalars.dtype, device=scalars.device
             ).index_add(0, index, scalars)
@@ -180,14 +180,22 @@ class Committee:
         )
 
 
-def _num_scalar_channels(model: Any, width: int) -> int:
-    """Invariant (0e) channels at the front of each interaction's node features."""
-    per_layer = width // len(model.interactions)
-    irreps = getattr(model.products[0].linear, "irreps_out", None)
-    if irreps is not None:
-        scalars = sum(mul for mul, ir in irreps if ir.l == 0)
-        return min(scalars, per_layer)
-    return per_layer
+def _scalar_columns(model: Any, width: int) -> list[int]:
+    """Columns of MACE's ``node_feats`` holding invariant (0e) channels, every layer.
+
+    ``node_feats`` concatenates each interaction's product output; its irreps say where
+    the scalars sit (e.g. ``64x0e+64x1o`` then ``64x0e`` for L=1).
+    """
+    cols: list[int] = []
+    offset = 0
+    for product in model.products:
+        for mul, ir in product.linear.irreps_out:
+            if ir.l == 0 and ir.p == 1:
+                cols.extend(range(offset, offset + mul))
+            offset += mul * ir.dim
+    if offset != width:  # an unfamiliar architecture: fall back to the first layer's block
+        return list(range(min(width, len(cols) or width)))
+    return cols
 
 
 class CommitteeCalculator(Calculator):

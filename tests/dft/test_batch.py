@@ -82,6 +82,27 @@ def test_runaway_worker_is_killed_and_recorded_as_timeout(monkeypatch):
     assert all(by_id[f"w{i}"].status == "ok" for i in range(3))
 
 
+def crashing_work(structure_id, atoms, settings, charge=0, multiplicity=1, threads=1):
+    """Kills its worker process for one structure, as a segfault or the OOM killer would."""
+    import os
+
+    if structure_id == "crash":
+        os._exit(9)
+    return sleepy_work(structure_id, atoms, settings, charge, multiplicity, threads)
+
+
+def test_dying_worker_is_retried_then_recorded_and_others_complete():
+    tasks = [LabelTask("crash", molecule("H2O")), *water_tasks(3)]
+    records = label_batch(
+        tasks, SETTINGS, workers=2, work=crashing_work, on_progress=lambda p: None
+    )
+    by_id = {r.structure_id: r for r in records}
+    assert set(by_id) == {"crash", "w0", "w1", "w2"}
+    assert by_id["crash"].status == "failed"
+    assert "worker process died 3 times" in by_id["crash"].error
+    assert all(by_id[f"w{i}"].status == "ok" for i in range(3))
+
+
 def test_default_layout_fills_the_cores():
     workers, threads = default_layout(cores=2)
     assert workers * threads == 2
