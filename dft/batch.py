@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 #: Extra seconds past ``timeout_s`` before a worker is killed from outside: the SCF
 #: callback stops cooperative calculations at the limit; this catches stuck gradients.
 KILL_GRACE_S = 30.0
-#: A structure whose worker process dies this many times is recorded as failed.
-MAX_WORKER_CRASHES = 3
+#: A structure whose worker process dies this many times, running alone, has failed.
+MAX_WORKER_CRASHES = 2
 
 
 @dataclass
@@ -164,9 +164,11 @@ def label_batch(
         report(progress)
 
     queue = list(reversed(todo))
+    solo: list[LabelTask] = []  # suspects of a worker death, run one at a time
+    solo_futures: set[Future] = set()
     crashes: dict[str, int] = {}
     ctx = mp.get_context("spawn")  # torch may be loaded here; forking it is unsafe
-    while queue:
+    while queue or solo:
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
         ) as pool:
@@ -178,22 +180,28 @@ def label_batch(
                     raise RuntimeError(f"labelling workers failed to start: {exc}") from exc
             running: dict[Future, tuple[LabelTask, float]] = {}
             killed = False
-            while (queue or running) and not killed:
-                while queue and len(running) < workers:
-                    task = queue.pop()
-                    fut = pool.submit(_run_one, work, task, settings, threads)
-                    running[fut] = (task, time.monotonic())
+            while (queue or solo or running) and not killed:
+                _submit(
+                    queue,
+                    solo,
+                    running,
+                    workers,
+                    solo_futures,
+                    lambda t, p=pool: p.submit(_run_one, work, t, settings, threads),
+                )
                 finished, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     task, _started = running.pop(fut)
                     try:
                         deliver(fut.result())
                     except BrokenProcessPool:
-                        # A worker died (segfault, out of memory); which task killed it is
-                        # unknown, so each one in flight is retried a few times.
+                        # A worker died (segfault, out of memory). With several tasks in
+                        # flight the culprit is unknown: each is rerun alone, where a death
+                        # is its own; a task that dies alone twice is recorded as failed.
                         killed = True
-                        crashes[task.structure_id] = crashes.get(task.structure_id, 0) + 1
-                        if crashes[task.structure_id] >= MAX_WORKER_CRASHES:
+                        if fut in solo_futures:
+                            crashes[task.structure_id] = crashes.get(task.structure_id, 0) + 1
+                        if crashes.get(task.structure_id, 0) >= MAX_WORKER_CRASHES:
                             deliver(
                                 _failure(
                                     task,
@@ -203,7 +211,7 @@ def label_batch(
                                 )
                             )
                         else:
-                            queue.append(task)
+                            solo.append(task)
                     except Exception as exc:  # the worker function itself failed
                         deliver(_failure(task, settings, f"{type(exc).__name__}: {exc}"))
                 limit = settings.timeout_s + KILL_GRACE_S
@@ -228,6 +236,22 @@ def label_batch(
             if killed:
                 pool.shutdown(wait=False, cancel_futures=True)
     return results
+
+
+def _submit(queue, solo, running, workers, solo_futures, submit) -> None:
+    """Fill free worker slots; a suspect (``solo``) task only ever runs by itself."""
+    if solo_futures & running.keys():
+        return
+    if solo:
+        if not running:
+            task = solo.pop()
+            fut = submit(task)
+            solo_futures.add(fut)
+            running[fut] = (task, time.monotonic())
+        return
+    while queue and len(running) < workers:
+        task = queue.pop()
+        running[submit(task)] = (task, time.monotonic())
 
 
 def _failure(

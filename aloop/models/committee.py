@@ -38,6 +38,7 @@ class CommitteeResult:
     energy_members: np.ndarray | None = None
     forces_members: list[np.ndarray] | None = None
     descriptors: np.ndarray | None = None
+    stress: np.ndarray | None = None
 
 
 class Committee:
@@ -71,8 +72,13 @@ class Committee:
         self._cores = max(1, torch.get_num_threads())
         self._pool: Any = None
 
-    def batch(self, atoms_list: Sequence[Atoms]) -> Any:
-        """One graph batch of all structures (neighbour lists built once, here)."""
+    def batch(self, atoms_list: Sequence[Atoms], skin: float = 0.0) -> Any:
+        """One graph batch of all structures (neighbour lists built once, here).
+
+        With ``skin`` > 0 the lists reach ``r_max + skin``. MACE's cutoff envelope gives
+        edges beyond r_max zero weight, so results are unchanged, and the batch stays valid
+        for :meth:`move` while no atom has moved more than ``skin / 2``.
+        """
         from mace import data as mace_data
         from mace.tools import torch_geometric
         from mace.tools.torch_tools import default_dtype
@@ -85,12 +91,17 @@ class Committee:
                 mace_data.AtomicData.from_config(
                     mace_data.config_from_atoms(a, key_specification=keyspec),
                     z_table=z_table,
-                    cutoff=self.r_max,
+                    cutoff=self.r_max + skin,
                 )
                 for a in atoms_list
             ]
         batch = torch_geometric.Batch.from_data_list(graphs).to(self.device)
         return batch
+
+    def move(self, batch: Any, atoms_list: Sequence[Atoms]) -> None:
+        """Put new positions (same atoms, same cell) into an existing batch in place."""
+        pos = np.concatenate([a.positions for a in atoms_list])
+        batch["positions"] = self._torch.as_tensor(pos, dtype=self.dtype, device=self.device)
 
     def _map_members(self, fn: Any) -> list[Any]:
         """Apply ``fn`` to every member; on CPU, members run side by side in threads.
@@ -121,8 +132,12 @@ class Committee:
         per_member: bool = False,
         descriptors: bool = False,
         batch: Any = None,
+        stress: bool = False,
     ) -> CommitteeResult:
-        """Committee mean and spread for every structure, in one batch per member."""
+        """Committee mean and spread for every structure, in one batch per member.
+
+        ``stress`` (periodic structures) adds the committee-mean stress, Voigt order, eV/Å^3.
+        """
         torch = self._torch
         if not atoms_list:
             raise ValueError("no structures to evaluate")
@@ -132,9 +147,10 @@ class Committee:
         def run(model: Any) -> tuple[Any, Any, Any]:
             data = batch.to_dict()
             data["positions"] = data["positions"].detach().clone()
-            out = model(data, compute_force=True, compute_stress=False, training=False)
+            out = model(data, compute_force=True, compute_stress=stress, training=False)
             nf = out["node_feats"].detach() if descriptors else None
-            return out["energy"].detach(), out["forces"].detach(), nf
+            st = out["stress"].detach() if stress else None
+            return out["energy"].detach(), out["forces"].detach(), nf, st
 
         outs = self._map_members(run)
         energies = [o[0] for o in outs]
@@ -167,7 +183,14 @@ class Committee:
                 n_struct, scalars.shape[1], dtype=scalars.dtype, device=scalars.device
             ).index_add(0, index, scalars)
             desc = (summed / counts[:, None]).cpu().numpy()
+        mean_stress = None
+        if stress:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            full = torch.stack([o[3] for o in outs]).mean(dim=0).cpu().numpy()
+            mean_stress = np.array([full_3x3_to_voigt_6_stress(x) for x in full])
         return CommitteeResult(
+            stress=mean_stress,
             energy=e.mean(dim=0).cpu().numpy(),
             energy_std=e.std(dim=0, unbiased=False).cpu().numpy(),
             forces=per_structure(f.mean(dim=0)),

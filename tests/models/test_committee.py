@@ -130,3 +130,27 @@ def test_warm_start_starts_from_the_parent(trained, tmp_path):
     assert near < 0.05 < far
     # one epoch from the parent is already as good as the parent; from scratch it is not
     assert warm[0].metrics["valid"]["forces_rmse"] < cold[0].metrics["valid"]["forces_rmse"]
+
+
+def test_neighbour_skin_and_moved_positions_change_nothing(trained):
+    """A batch built with a skin (extra edges past r_max) and then moved in place gives
+    what a fresh batch gives: MACE's cutoff envelope zeroes edges beyond r_max."""
+    from ase.build import molecule
+
+    _, _, members = trained
+    committee = Committee([load_model(m.weights, m.sha256) for m in members])
+    pair = molecule("H2O") + molecule("H2O")
+    pair.positions[3:] += [4.6, 0.3, 0.0]  # some O-H pairs between r_max and r_max + skin
+    frames = [pair, molecule("H2O")]
+    skinned = committee.batch(frames, skin=2.0)
+    assert skinned["edge_index"].shape[1] > committee.batch(frames)["edge_index"].shape[1]
+    moved = [a.copy() for a in frames]
+    for a in moved:
+        a.positions += np.random.default_rng(1).normal(scale=0.1, size=a.positions.shape)
+    committee.move(skinned, moved)
+    fresh = committee.evaluate(moved)
+    cached = committee.evaluate(moved, batch=skinned)
+    np.testing.assert_allclose(cached.energy, fresh.energy, atol=1e-10)
+    for f_c, f_f in zip(cached.forces, fresh.forces, strict=True):
+        np.testing.assert_allclose(f_c, f_f, atol=1e-10)
+    np.testing.assert_allclose(cached.force_dev_max, fresh.force_dev_max, atol=1e-10)

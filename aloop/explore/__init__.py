@@ -1,0 +1,1 @@
+"""Exploration: committee-driven MD walkers, trust-window classification, selection."""

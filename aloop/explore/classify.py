@@ -1,0 +1,49 @@
+"""Trust-window verdicts and per-system statistics of sampled frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+ACCURATE, CANDIDATE, FAILED = "accurate", "candidate", "failed"
+
+
+def classify(force_dev_max: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Verdict per frame: accurate (dev < lo), candidate (lo <= dev < hi), failed (>= hi)."""
+    if not lo < hi:
+        raise ValueError(f"trust window needs lo < hi, got [{lo}, {hi})")
+    dev = np.asarray(force_dev_max, dtype=float)
+    out = np.full(dev.shape, CANDIDATE, dtype=object)
+    out[dev < lo] = ACCURATE
+    out[(dev >= hi) | ~np.isfinite(dev)] = FAILED
+    return out
+
+
+def adaptive_lower(
+    force_dev_max: np.ndarray, hi: float, lo: float, candidate_fraction: float = 0.1
+) -> float:
+    """DPGEN2-style adaptive lower level: lower ``lo`` so that about
+    ``candidate_fraction`` of the frames below ``hi`` become candidates, never raising it."""
+    dev = np.asarray(force_dev_max, dtype=float)
+    below = np.sort(dev[np.isfinite(dev) & (dev < hi)])
+    if below.size == 0:
+        return lo
+    cut = below[int(np.floor((1 - candidate_fraction) * (below.size - 1)))]
+    return float(min(lo, cut))
+
+
+def statistics(
+    verdicts: np.ndarray, force_dev_max: np.ndarray, edges: np.ndarray | None = None
+) -> dict:
+    """Counts, ratios and a histogram of the max force deviation (plain data)."""
+    verdicts = np.asarray(verdicts, dtype=object)
+    n = int(verdicts.size)
+    counts = {v: int((verdicts == v).sum()) for v in (ACCURATE, CANDIDATE, FAILED)}
+    dev = np.asarray(force_dev_max, dtype=float)
+    edges = np.linspace(0.0, 1.0, 21) if edges is None else np.asarray(edges)
+    hist, _ = np.histogram(np.clip(dev[np.isfinite(dev)], edges[0], edges[-1]), bins=edges)
+    return {
+        "sampled": n,
+        **counts,
+        **{f"{v}_ratio": (counts[v] / n if n else 0.0) for v in counts},
+        "histogram": {"edges": edges.tolist(), "counts": hist.tolist()},
+    }

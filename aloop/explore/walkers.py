@@ -1,0 +1,416 @@
+"""Committee-driven MD walkers that advance together, one batched evaluation per step.
+
+Each walker runs an unmodified ASE integrator (Langevin NVT, velocity-Verlet NVE, or
+isotropic MTK NPT for cells) in its own thread. Its calculator does not compute: it
+hands the geometry to a shared :class:`_LockstepBatcher` and waits. When every live walker
+has asked, the batcher evaluates all of them in one :meth:`Committee.evaluate` call and
+wakes them. So ASE's integrator semantics stay exactly ASE's, and each MD step costs one
+batched committee call for all walkers instead of one call per walker. (torch-sim would
+batch the integrator too, but it is another dependency with its own integrators; the
+committee call is where the time goes, and this keeps ASE's.)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from ase import units
+from ase.calculators.calculator import Calculator, all_changes
+from ase.data import covalent_radii
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ase import Atoms
+
+    from aloop.models.committee import Committee
+
+
+@dataclass
+class WalkerSpec:
+    """One walker: where it starts and under which conditions it runs."""
+
+    system: str
+    atoms: Atoms
+    temperature: float
+    pressure_gpa: float | None = None
+    seed: int = 0
+    walker: int = 0
+
+
+@dataclass
+class MDSettings:
+    """Integrator and stop settings shared by the walkers of one exploration."""
+
+    ensemble: str = "nvt"
+    timestep_fs: float = 0.5
+    friction_per_fs: float = 0.01
+    steps: int = 1000
+    sample_interval: int = 10
+    stop_force_dev: float = 0.6
+    min_distance_factor: float = 0.5
+    max_bond_stretch: float = 2.5
+    barostat_time_fs: float = 500.0
+    thermostat_time_fs: float = 100.0
+
+
+@dataclass
+class Frame:
+    """A sampled MD frame with its lineage and committee uncertainty (plain data)."""
+
+    system: str
+    walker: int
+    temperature: float
+    pressure_gpa: float | None
+    step: int
+    atoms: Atoms
+    force_dev_max: float
+    force_dev_mean: float
+    energy_dev: float
+
+
+@dataclass
+class WalkerResult:
+    """What one walker did: its frames, how far it got and why it stopped."""
+
+    spec: WalkerSpec
+    frames: list[Frame] = field(default_factory=list)
+    steps_done: int = 0
+    stop_reason: str = "steps"
+    temperatures: list[float] = field(default_factory=list)
+
+
+class _LockstepBatcher:
+    """Collects one geometry per live walker, evaluates them together, hands back results."""
+
+    def __init__(self, committee: Committee, n_walkers: int, stress: bool) -> None:
+        self.committee = committee
+        self.live = set(range(n_walkers))
+        self.pending: dict[int, Atoms] = {}
+        self.results: dict[int, dict] = {}
+        self.cond = threading.Condition()
+        self.stress = stress
+        self.calls = 0
+        self.rebuilds = 0
+        self.error: BaseException | None = None
+        self._cache: tuple[list[int], Any, np.ndarray, np.ndarray] | None = None
+
+    def request(self, wid: int, atoms: Atoms) -> dict:
+        with self.cond:
+            self.pending[wid] = atoms  # the calculator's own copy; not touched meanwhile
+            self._maybe_evaluate()
+            while wid not in self.results and self.error is None:
+                self.cond.wait()
+            if self.error is not None:
+                raise RuntimeError("batched committee evaluation failed") from self.error
+            return self.results.pop(wid)
+
+    def leave(self, wid: int) -> None:
+        with self.cond:
+            self.live.discard(wid)
+            self._maybe_evaluate()
+
+    def _batch_for(self, ids: list[int], frames: list) -> Any:
+        """The cached graph batch with new positions, or a new one when it is stale."""
+        cells = np.array([f.cell.array for f in frames])
+        if self._cache is not None:
+            c_ids, batch, ref, c_cells = self._cache
+            if (
+                c_ids == ids
+                and np.array_equal(c_cells, cells)
+                and _max_move(frames, ref) < NEIGHBOUR_SKIN / 2
+            ):
+                self.committee.move(batch, frames)
+                return batch
+        batch = self.committee.batch(frames, skin=NEIGHBOUR_SKIN)
+        self.rebuilds += 1
+        self._cache = (ids, batch, np.concatenate([f.positions for f in frames]), cells)
+        return batch
+
+    def _maybe_evaluate(self) -> None:
+        if not self.pending or set(self.pending) != self.live:
+            return
+        ids = sorted(self.pending)
+        frames = [self.pending[i] for i in ids]
+        try:
+            res = self.committee.evaluate(
+                frames, stress=self.stress, batch=self._batch_for(ids, frames)
+            )
+        except BaseException as exc:  # wake every walker with the error, never hang
+            self.error = exc
+            self.cond.notify_all()
+            return
+        self.calls += 1
+        for k, wid in enumerate(ids):
+            out = {
+                "energy": float(res.energy[k]),
+                "forces": res.forces[k],
+                "force_dev_max": float(res.force_dev_max[k]),
+                "force_dev_mean": float(res.force_dev_mean[k]),
+                "energy_dev": float(res.energy_std[k]),
+            }
+            if res.stress is not None:
+                out["stress"] = res.stress[k]
+            self.results[wid] = out
+        self.pending.clear()
+        self.cond.notify_all()
+
+
+#: Extra neighbour-list reach (Å): the graph batch is rebuilt only when some atom has
+#: moved more than half of it (measured in benchmarks/explore_bench.py).
+NEIGHBOUR_SKIN = 1.0
+
+
+def _max_move(frames: list, ref: np.ndarray) -> float:
+    return float(np.abs(np.concatenate([f.positions for f in frames]) - ref).max())
+
+
+class _WalkerCalculator(Calculator):
+    """ASE calculator of one walker: asks the batcher instead of computing."""
+
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, batcher: _LockstepBatcher, wid: int) -> None:
+        super().__init__()
+        self.batcher = batcher
+        self.wid = wid
+        self.last: dict = {}
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        out = self.batcher.request(self.wid, self.atoms)
+        self.last = out
+        self.results = {
+            "energy": out["energy"],
+            "free_energy": out["energy"],
+            "forces": out["forces"],
+        }
+        if "stress" in out:
+            self.results["stress"] = out["stress"]
+
+
+def _make_dynamics(atoms: Atoms, spec: WalkerSpec, md: MDSettings) -> Any:
+    dt = md.timestep_fs * units.fs
+    rng = np.random.default_rng(spec.seed)
+    if md.ensemble == "nvt":
+        from ase.md.langevin import Langevin
+
+        # fixcm=True biases the temperature of small molecules (ASE >= 3.28 warns; we
+        # measured 1,080 K for a 300 K water): the centre of mass is held by FixCom instead.
+        return Langevin(
+            atoms,
+            dt,
+            temperature_K=spec.temperature,
+            fixcm=False,
+            friction=md.friction_per_fs / units.fs,
+            rng=rng,
+        )
+    if md.ensemble == "nve":
+        from ase.md.verlet import VelocityVerlet
+
+        return VelocityVerlet(atoms, dt)
+    if md.ensemble == "npt":
+        if not atoms.pbc.all():
+            raise ValueError(f"system {spec.system}: NPT needs a periodic cell")
+        from ase.md import IsotropicMTKNPT
+
+        return IsotropicMTKNPT(
+            atoms,
+            dt,
+            temperature_K=spec.temperature,
+            pressure_au=(spec.pressure_gpa or 0.0) * units.GPa,
+            tdamp=md.thermostat_time_fs * units.fs,
+            pdamp=md.barostat_time_fs * units.fs,
+        )
+    raise ValueError(f"unknown ensemble {md.ensemble!r}")
+
+
+def stop_reason(atoms: Atoms, force_dev_max: float, md: MDSettings) -> str | None:
+    """Why a walker must stop at this geometry, or None to go on."""
+    if not np.all(np.isfinite(atoms.positions)):
+        return "non-finite positions"
+    if force_dev_max >= md.stop_force_dev:
+        return "uncertainty"
+    if len(atoms) < 2:
+        return None
+    periodic = bool(atoms.pbc.any())
+    dist = atoms.get_all_distances(mic=periodic)
+    radii = covalent_radii[atoms.numbers]
+    bond = radii[:, None] + radii[None, :]
+    np.fill_diagonal(dist, np.inf)
+    if (dist < md.min_distance_factor * bond).any():
+        return "too close"
+    if not periodic and _fragments(dist, md.max_bond_stretch * bond) > 1:
+        return "fragmented"
+    return None
+
+
+def _fragments(dist: np.ndarray, cutoff: np.ndarray) -> int:
+    from scipy.sparse.csgraph import connected_components
+
+    n, _ = connected_components(dist < cutoff, directed=False)
+    return int(n)
+
+
+def _run_walker(
+    wid: int, spec: WalkerSpec, md: MDSettings, batcher: _LockstepBatcher, out: WalkerResult
+) -> None:
+    atoms = spec.atoms.copy()
+    calc = _WalkerCalculator(batcher, wid)
+    atoms.calc = calc
+    try:
+        _advance(atoms, calc, spec, md, out)
+    except Exception as exc:  # this walker is lost; the others go on, the reason is kept
+        out.stop_reason = f"error: {type(exc).__name__}: {exc}"[:300]
+    finally:
+        batcher.leave(wid)
+
+
+def _advance(
+    atoms: Atoms, calc: _WalkerCalculator, spec: WalkerSpec, md: MDSettings, out: WalkerResult
+) -> None:
+    from ase.constraints import FixCom
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    if md.ensemble != "nve" or not atoms.get_momenta().any():
+        MaxwellBoltzmannDistribution(
+            atoms, temperature_K=spec.temperature, rng=np.random.default_rng(spec.seed)
+        )
+        Stationary(atoms)
+    if md.ensemble in ("nvt", "nve"):
+        atoms.set_constraint(FixCom())
+    dyn = _make_dynamics(atoms, spec, md)
+    atoms.get_forces()  # every walker's first batched call; the integrator reuses it
+    reason = stop_reason(atoms, calc.last["force_dev_max"], md)
+    if reason is not None:  # started in a bad place: no step is taken
+        out.stop_reason = reason
+        return
+    for step in range(1, md.steps + 1):
+        dyn.run(1)
+        out.steps_done = step
+        out.temperatures.append(float(atoms.get_temperature()))
+        last = calc.last
+        reason = stop_reason(atoms, last["force_dev_max"], md)
+        if reason is not None:
+            out.stop_reason = reason  # the frame past the limit is not sampled
+            return
+        if step % md.sample_interval == 0:
+            frame_atoms = atoms.copy()
+            frame_atoms.calc = None
+            frame_atoms.set_constraint()
+            out.frames.append(
+                Frame(
+                    system=spec.system,
+                    walker=spec.walker,
+                    temperature=spec.temperature,
+                    pressure_gpa=spec.pressure_gpa,
+                    step=step,
+                    atoms=frame_atoms,
+                    force_dev_max=last["force_dev_max"],
+                    force_dev_mean=last["force_dev_mean"],
+                    energy_dev=last["energy_dev"],
+                )
+            )
+
+
+def run_walkers(
+    committee: Committee, specs: Sequence[WalkerSpec], md: MDSettings
+) -> tuple[list[WalkerResult], int]:
+    """Advance all walkers together; returns their results and the committee calls made."""
+    stress = md.ensemble == "npt"
+    batcher = _LockstepBatcher(committee, len(specs), stress=stress)
+    results = [WalkerResult(spec=s) for s in specs]
+    threads = [
+        threading.Thread(
+            target=_run_walker,
+            args=(i, s, md, batcher, results[i]),
+            name=f"walker-{i}",
+            daemon=True,
+        )
+        for i, s in enumerate(specs)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if batcher.error is not None:
+        raise RuntimeError("batched committee evaluation failed") from batcher.error
+    return results, batcher.calls
+
+
+def plan_walkers(
+    system: str,
+    starts: Sequence[Atoms],
+    temperatures: Sequence[float],
+    walkers_per_condition: int,
+    pressures_gpa: Sequence[float] = (),
+    seed: int = 0,
+) -> list[WalkerSpec]:
+    """Walkers of one system: ``walkers_per_condition`` per (temperature, pressure).
+
+    Starting structures are drawn from ``starts`` (the system's labelled structures) by a
+    generator seeded with ``seed``: without replacement while there are enough, so walkers
+    of one condition start from different structures, then with replacement. Each walker
+    gets its own integrator seed derived from ``seed`` and its index.
+    """
+    if not starts:
+        raise ValueError(f"system {system}: no labelled structure to start walkers from")
+    rng = np.random.default_rng(seed)
+    conditions = [(t, p) for t in temperatures for p in (pressures_gpa or [None])]
+    specs = []
+    for t, p in conditions:
+        replace = walkers_per_condition > len(starts)
+        picks = rng.choice(len(starts), size=walkers_per_condition, replace=replace)
+        for k in picks:
+            wid = len(specs)
+            specs.append(
+                WalkerSpec(
+                    system=system,
+                    atoms=starts[int(k)].copy(),
+                    temperature=float(t),
+                    pressure_gpa=p,
+                    seed=int(rng.integers(2**31)),
+                    walker=wid,
+                )
+            )
+    return specs
+
+
+def frame_records(
+    frames: Sequence[Frame],
+    verdicts: Sequence[str],
+    iteration: int,
+    committee: Sequence[str] = (),
+    charge: int = 0,
+    multiplicity: int = 1,
+) -> list:
+    """StructureRecords (origin ``md``) with each frame's lineage, uncertainty and verdict."""
+    from aloop.records import StructureRecord
+
+    return [
+        StructureRecord.from_atoms(
+            f.atoms,
+            f.system,
+            "md",
+            iteration=iteration,
+            charge=charge,
+            multiplicity=multiplicity,
+            verdict=v,
+            lineage={
+                "walker": f.walker,
+                "temperature": f.temperature,
+                "pressure_gpa": f.pressure_gpa,
+                "md_step": f.step,
+                "committee": list(committee),
+            },
+            uncertainty={
+                "force_dev_max": f.force_dev_max,
+                "force_dev_mean": f.force_dev_mean,
+                "energy_dev": f.energy_dev,
+            },
+        )
+        for f, v in zip(frames, verdicts, strict=True)
+    ]

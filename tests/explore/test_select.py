@@ -1,0 +1,110 @@
+"""Trust-window classification and diverse, de-duplicated selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aloop.explore.classify import adaptive_lower, classify, statistics
+from aloop.explore.select import farthest_point, select
+
+
+def test_classification_boundaries():
+    dev = np.array([0.0499, 0.05, 0.2999, 0.3, 7.0, np.nan])
+    assert classify(dev, 0.05, 0.3).tolist() == [
+        "accurate",
+        "candidate",
+        "candidate",
+        "failed",
+        "failed",
+        "failed",
+    ]
+    with pytest.raises(ValueError, match="lo < hi"):
+        classify(dev, 0.3, 0.3)
+
+
+def test_statistics_counts_ratios_and_histogram():
+    dev = np.array([0.01, 0.02, 0.1, 0.2, 0.9])
+    stats = statistics(classify(dev, 0.05, 0.3), dev, edges=np.array([0, 0.05, 0.3, 1.0]))
+    assert (stats["sampled"], stats["accurate"], stats["candidate"], stats["failed"]) == (
+        5,
+        2,
+        2,
+        1,
+    )
+    assert stats["accurate_ratio"] == pytest.approx(0.4)
+    assert stats["histogram"]["counts"] == [2, 2, 1]
+
+
+def test_adaptive_lower_only_lowers():
+    dev = np.linspace(0.0, 0.1, 101)  # all accurate under lo = 0.2
+    lo = adaptive_lower(dev, hi=0.5, lo=0.2, candidate_fraction=0.1)
+    assert lo == pytest.approx(0.09)
+    assert (classify(dev, lo, 0.5) == "candidate").mean() == pytest.approx(0.11, abs=0.01)
+    assert adaptive_lower(np.array([0.4]), hi=0.5, lo=0.01) == 0.01
+
+
+def clustered(n_clusters=5, per=20, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=10.0, size=(n_clusters, 4))
+    x = np.concatenate([c + rng.normal(scale=0.05, size=(per, 4)) for c in centres])
+    labels = np.repeat(np.arange(n_clusters), per)
+    return x, labels
+
+
+def test_farthest_point_covers_every_cluster_random_does_not():
+    x, labels = clustered()
+    fps = farthest_point(x, 5)
+    assert len(set(labels[fps])) == 5
+    covered = []
+    for seed in range(50):
+        pick = np.random.default_rng(seed).choice(len(x), size=5, replace=False)
+        covered.append(len(set(labels[pick])))
+    assert np.mean(covered) < 4.5  # random picks repeat clusters: ~3.4 of 5 on average
+
+
+@pytest.mark.parametrize("method", ["fps", "kmeans", "random"])
+def test_selection_respects_cap_and_is_deterministic(method):
+    x, _ = clustered()
+    hashes = [f"h{i}" for i in range(len(x))]
+    dev = np.linspace(0.1, 0.2, len(x))
+    a = select(x, hashes, dev, 7, method=method, seed=3)
+    b = select(x, hashes, dev, 7, method=method, seed=3)
+    assert a.selected == b.selected
+    assert len(a.selected) == 7
+    assert len(a.selected) + len(a.rejected) == len(x)
+    assert all("most diverse" in why for why in a.rejected.values())
+
+
+def test_duplicates_against_stored_structures_and_within_the_batch():
+    x, _ = clustered(n_clusters=2, per=3)
+    x[1] = x[0] + 1e-5  # near-identical descriptor
+    hashes = ["a", "b", "c", "d", "e", "a"]  # 5 repeats 0's content hash
+    known = {"c"}
+    known_desc = x[3:4] + 1e-6  # 3 matches something labelled earlier
+    dev = np.array([0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    sel = select(
+        x, hashes, dev, 10, known_hashes=known, known_descriptors=known_desc, dedupe_distance=1e-3
+    )
+    assert sel.selected == [0, 4]
+    assert "same content hash" in sel.rejected[2] and "same content hash" in sel.rejected[5]
+    assert "descriptor within" in sel.rejected[1] and "descriptor within" in sel.rejected[3]
+
+
+def test_walker_plan_is_seeded_and_spreads_starts():
+    from ase.build import molecule
+
+    from aloop.explore.walkers import plan_walkers
+
+    starts = [molecule("H2O") for _ in range(3)]
+    for i, a in enumerate(starts):
+        a.positions[0, 0] += 0.01 * i
+    plan = plan_walkers("water", starts, [300, 600], 3, seed=5)
+    again = plan_walkers("water", starts, [300, 600], 3, seed=5)
+    assert [s.temperature for s in plan] == [300.0] * 3 + [600.0] * 3
+    assert [s.seed for s in plan] == [s.seed for s in again]
+    first_three = {round(s.atoms.positions[0, 0], 3) for s in plan[:3]}
+    assert len(first_three) == 3  # without replacement while enough starts exist
+    assert [s.walker for s in plan] == list(range(6))
+    with pytest.raises(ValueError, match="no labelled structure"):
+        plan_walkers("water", [], [300], 2)
