@@ -72,3 +72,30 @@ def test_stop_reason_uses_the_minimum_image_in_cells():
     assert stop_reason(a, 0.0, MDSettings()) == "too close"
     a.pbc = False
     assert stop_reason(a, 0.0, MDSettings()) == "fragmented"
+
+
+def test_npt_walker_on_a_periodic_cell_changes_its_volume(committee):
+    box = molecule("H2O") + molecule("H2O")
+    box.positions[3:] += [3.0, 0.2, 0.1]
+    box.cell = [6.5, 6.0, 6.0]
+    box.pbc = True
+    box.center()
+    spec = WalkerSpec("water-box", box, 300.0, pressure_gpa=1.0, seed=3, walker=0)
+    md = MDSettings(
+        ensemble="npt",
+        steps=20,
+        sample_interval=10,
+        stop_force_dev=1e9,
+        barostat_time_fs=20.0,
+        thermostat_time_fs=20.0,
+    )
+    results, calls = run_walkers(committee, [spec], md)
+    r = results[0]
+    assert r.stop_reason == "steps", r.stop_reason
+    assert calls == 21
+    volumes = [f.atoms.get_volume() for f in r.frames]
+    assert len(volumes) == 2
+    assert abs(volumes[-1] - box.get_volume()) > 1e-6  # the barostat moved the cell
+    # an NPT walker needs a cell
+    bad, _ = run_walkers(committee, [WalkerSpec("w", molecule("H2O"), 300.0)], md)
+    assert bad[0].stop_reason.startswith("error: ValueError: system w: NPT needs")
