@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from ase import Atoms
 
+    from aloop.config import ExploreConfig
     from aloop.models.committee import Committee
 
 
@@ -55,6 +56,20 @@ class MDSettings:
     max_bond_stretch: float = 2.5
     barostat_time_fs: float = 500.0
     thermostat_time_fs: float = 100.0
+
+    @classmethod
+    def from_config(cls, explore: ExploreConfig, trust_hi: float) -> MDSettings:
+        """Settings for one system: the stop threshold is a multiple of its trust hi."""
+        return cls(
+            ensemble=explore.ensemble,
+            timestep_fs=explore.timestep_fs,
+            friction_per_fs=explore.friction_per_fs,
+            steps=explore.steps,
+            sample_interval=explore.sample_interval,
+            stop_force_dev=explore.stop.force_dev_factor * trust_hi,
+            min_distance_factor=explore.stop.min_distance_factor,
+            max_bond_stretch=explore.stop.max_bond_stretch,
+        )
 
 
 @dataclass

@@ -108,3 +108,19 @@ def test_walker_plan_is_seeded_and_spreads_starts():
     assert [s.walker for s in plan] == list(range(6))
     with pytest.raises(ValueError, match="no labelled structure"):
         plan_walkers("water", [], [300], 2)
+
+
+def test_md_settings_from_the_campaign_config():
+    from aloop.config import parse_config
+    from aloop.explore.walkers import MDSettings
+
+    cfg = parse_config(
+        {
+            "campaign": "x",
+            "systems": [{"name": "w", "molecule": "H2O"}],
+            "explore": {"steps": 50, "sample_interval": 5, "stop": {"force_dev_factor": 3.0}},
+        }
+    )
+    md = MDSettings.from_config(cfg.explore, cfg.trust_window("w").hi)
+    assert (md.steps, md.sample_interval) == (50, 5)
+    assert md.stop_force_dev == pytest.approx(3.0 * cfg.select.trust.hi)
