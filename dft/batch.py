@@ -267,11 +267,3 @@ def _failure(
         host=socket.gethostname(),
         code_versions={"pyscf": settings.pyscf_version},
     )
-
-
-def tasks_from_atoms(items: Iterable[tuple[str, Atoms]]) -> list[LabelTask]:
-    """Tasks from ``(structure_id, atoms)`` pairs; charge and multiplicity from ``info``."""
-    return [
-        LabelTask(sid, a, int(a.info.get("charge", 0)), int(a.info.get("multiplicity", 1)))
-        for sid, a in items
-    ]

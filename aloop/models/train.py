@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -293,10 +293,3 @@ def train_committee(
             )
         )
     return results
-
-
-def member_summary(result: MemberResult) -> dict:
-    """A member's provenance without its weights (for logs and documents)."""
-    d = asdict(result)
-    d.pop("weights")
-    return d

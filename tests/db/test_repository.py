@@ -246,3 +246,16 @@ def test_changing_a_campaign_config_is_refused_unless_allowed(campaign):
     assert changed.config_hash == "g" * 64
     assert changed.config_changes[0]["from_hash"] == "h" * 64
     assert changed.config_changes[0]["previous_config"] == {"campaign": "water-test"}
+
+
+def test_verdicts_are_set_in_one_bulk_write(campaign):
+    ids = repo.insert_structures(campaign, _records(_frames(3), verdict="candidate")).ids
+    changed = repo.set_verdicts([(ids[0], "selected", None), (ids[1], "rejected", "not diverse")])
+    assert changed == 2
+    got = {s.id: (s.verdict, s.verdict_reason) for s in Structure.objects(id__in=ids)}
+    assert got == {
+        ids[0]: ("selected", None),
+        ids[1]: ("rejected", "not diverse"),
+        ids[2]: ("candidate", None),
+    }
+    assert repo.set_verdicts([]) == 0
