@@ -1,12 +1,13 @@
 """The ``aloop`` command line.
 
 Exit codes: 0 success; 1 a command ran and failed (e.g. the database is unreachable);
-2 bad usage or an invalid campaign file. Heavy modules load inside the commands so that
-``aloop --help`` stays fast.
+2 bad usage, an invalid campaign file, or a refused config change; 130 interrupted.
+Heavy modules load inside the commands so that ``aloop --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,15 @@ app = typer.Typer(
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Prefect settings for a local run, unless the user set them: quiet logs (aloop shows
+#: its own progress), and patience for the temporary API server on a loaded machine.
+_PREFECT_LOCAL_DEFAULTS = {
+    "PREFECT_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
 
 
 def _err(message: str) -> None:
@@ -99,3 +109,99 @@ def status(
             console.print(iterations_table(*found))
     finally:
         connection.disconnect()
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Campaign YAML file.")],
+    db_uri: Annotated[
+        str | None,
+        typer.Option("--db", help="Database URI (default: ALOOP_DB_URI, the file's, embedded)."),
+    ] = None,
+    allow_config_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-config-change",
+            help="Continue a stored campaign whose results-relevant settings changed; "
+            "the change is recorded on the campaign.",
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Run a campaign to its stopping rule, or resume it where it stopped.
+
+    Uses Prefect's API at PREFECT_API_URL when set, else a temporary local one. Exit
+    codes: 0 converged or stopped by a rule, 1 failed (database, infrastructure, too few
+    labels), 2 invalid file or refused config change, 130 interrupted (re-run resumes).
+    """
+    from aloop.config import ConfigError, load_config
+
+    try:
+        load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _err(f"{config}: {problem}")
+        raise typer.Exit(EXIT_USAGE) from None
+    for key, value in _PREFECT_LOCAL_DEFAULTS.items():
+        if not (verbose and key == "PREFECT_LOGGING_LEVEL"):
+            os.environ.setdefault(key, value)
+
+    from aloop.progress import RichReporter
+    from db.connection import DatabaseUnavailable
+    from db.repository import ConfigChangeRefused
+    from flows.campaign import campaign_flow, set_reporter
+    from flows.stages import CampaignError
+
+    if not verbose:
+        # Prefect logs a failed run with its traceback; aloop prints one clear line.
+        import logging
+
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    reporter = RichReporter()
+    set_reporter(reporter)
+    try:
+        result = campaign_flow(
+            config_path=str(config), db_uri=db_uri, allow_config_change=allow_config_change
+        )
+    except ConfigChangeRefused as exc:
+        reporter.close()
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except (DatabaseUnavailable, CampaignError) as exc:
+        reporter.close()
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILED) from None
+    except KeyboardInterrupt:
+        reporter.close()
+        _err("interrupted; run the same command again to resume")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:
+        reporter.close()
+        _err(f"campaign failed: {type(exc).__name__}: {exc}")
+        _err("the database keeps everything finished; run the same command again to resume")
+        raise typer.Exit(EXIT_FAILED) from None
+    finally:
+        set_reporter(None)
+    reporter.close()
+    _print_outcome(result, config)
+
+
+def _print_outcome(result: dict, config: Path) -> None:
+    """Where the campaign ended, where its data is, and what to do next."""
+    colour = typer.colors.GREEN if result["status"] == "converged" else typer.colors.YELLOW
+    typer.secho(f"campaign {result['campaign']}: {result['status']}", fg=colour, bold=True)
+    if result["reason"]:
+        typer.echo(f"  reason: {result['reason']}")
+    typer.echo(
+        f"  iterations: {result['iterations']}, labels: {result['labels_ok']} ok, "
+        f"{result['labels_failed']} failed"
+    )
+    typer.echo(f"  data: {result['database']}")
+    names = {c.name or c.callback.__name__ for c in app.registered_commands}
+    typer.echo("next:")
+    typer.echo(f"  aloop status {result['campaign']}      # per-iteration table")
+    if "dashboard" in names:
+        typer.echo("  aloop dashboard                  # live plots at http://127.0.0.1:8050")
+    if "export" in names:
+        typer.echo(f"  aloop export {result['campaign']} OUT_DIR   # MACE-ready dataset")

@@ -344,9 +344,13 @@ class CampaignConfig(_Section):
         """sha256 of everything that changes the campaign's results.
 
         Execution and database settings move work around but do not change any number,
-        so they are left out: a campaign may be resumed with more workers.
+        so they are left out: a campaign may be resumed with more workers. The stopping
+        rules decide how many iterations run, not what any iteration computes, so they
+        are left out too: raising the iteration cap continues a stopped campaign.
         """
-        data = self.model_dump(mode="json", exclude={"execution", "database", "description"})
+        data = self.model_dump(
+            mode="json", exclude={"execution", "database", "description", "stop"}
+        )
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

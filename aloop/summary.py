@@ -78,6 +78,9 @@ def campaigns_table(rows: list[dict], where: str) -> Table:
     return table
 
 
+_STAGE_MARK = {"done": "✓", "running": "▶", "failed": "✗", "pending": "·"}
+
+
 def iterations_table(campaign: dict, iterations: list[dict]) -> Table:
     """One campaign's iterations (from ``db.repository.campaign_iterations``)."""
     from rich.table import Table
@@ -86,29 +89,30 @@ def iterations_table(campaign: dict, iterations: list[dict]) -> Table:
     if campaign["status_reason"]:
         title += f" ({campaign['status_reason']})"
     table = Table(title=title)
-    for col in (
-        "iteration",
-        "train",
-        "explore",
-        "select",
-        "label",
-        "sampled",
-        "accurate",
-        "candidate",
-        "failed",
-        "selected",
-        "labelled",
-    ):
-        table.add_column(col)
+    table.caption = (
+        "T/E/S/L: train, explore, select, label (✓ done, ▶ running, ✗ failed); "
+        "F err: committee force RMSE on the new labels, eV/Å"
+    )
+    for col in ("it", "T", "E", "S", "L", "frames", "acc", "cand", "fail"):
+        table.add_column(col, justify="right")
+    for col in ("sel", "lab ok", "lab fail", "F err"):
+        table.add_column(col, justify="right")
     for it in iterations:
         stats = it["stats"]
+        sampled = stats.get("sampled")
+        ratio = f"{stats['accurate_ratio']:.0%}" if "accurate_ratio" in stats else "-"
+        err = (stats.get("committee_error") or {}).get("forces_rmse")
         table.add_row(
             str(it["index"]),
-            *(it["stages"].get(s, "-") for s in ("train", "explore", "select", "label")),
             *(
-                str(stats.get(k, "-"))
-                for k in ("sampled", "accurate", "candidate", "failed", "selected", "labelled")
+                _STAGE_MARK.get(it["stages"].get(s), "·")
+                for s in ("train", "explore", "select", "label")
             ),
+            "-" if sampled is None else str(sampled),
+            ratio,
+            *(str(stats.get(k, "-")) for k in ("candidate", "failed", "selected", "labelled")),
+            str(stats.get("label_failures", "-")),
+            "-" if err is None else f"{err:.3f}",
         )
     if not iterations:
         table.caption = "no iterations yet"

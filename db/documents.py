@@ -205,6 +205,7 @@ class Model(_Timestamped):
     hyperparameters = DictField()
     parent = ObjectIdField()
     training_set = ListField(StringField())
+    validation_set = ListField(StringField())
     dataset = ObjectIdField()
     metrics = DictField()
     weights_file = ObjectIdField(required=True)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-from ase.build import molecule
+import os
+import tempfile
 
-from dft.batch import LabelTask, label_batch
-from dft.settings import LabelSettings
+# Prefect reads its settings when first imported: keep the user's ~/.prefect out of the
+# tests, and give the temporary API server time to start on a loaded 2-core machine.
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="aloop-test-prefect-")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from ase.build import molecule  # noqa: E402
+
+from dft.batch import LabelTask, label_batch  # noqa: E402
+from dft.settings import LabelSettings  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -303,6 +303,7 @@ def _advance(
     if reason is not None:  # started in a bad place: no step is taken
         out.stop_reason = reason
         return
+    previous: Frame | None = None  # the last step's frame, while it stayed in range
     for step in range(1, md.steps + 1):
         dyn.run(1)
         out.steps_done = step
@@ -310,25 +311,36 @@ def _advance(
         last = calc.last
         reason = stop_reason(atoms, last["force_dev_max"], md)
         if reason is not None:
-            out.stop_reason = reason  # the frame past the limit is not sampled
+            out.stop_reason = reason  # the frame past the limit is not sampled, but
+            # the last one before it is: where the committee was about to lose its way
+            # is what it most needs to learn (kept only if not sampled already).
+            if reason == "uncertainty" and previous is not None:
+                out.frames.append(previous)
             return
+        frame = _frame(atoms, spec, step, last)
         if step % md.sample_interval == 0:
-            frame_atoms = atoms.copy()
-            frame_atoms.calc = None
-            frame_atoms.set_constraint()
-            out.frames.append(
-                Frame(
-                    system=spec.system,
-                    walker=spec.walker,
-                    temperature=spec.temperature,
-                    pressure_gpa=spec.pressure_gpa,
-                    step=step,
-                    atoms=frame_atoms,
-                    force_dev_max=last["force_dev_max"],
-                    force_dev_mean=last["force_dev_mean"],
-                    energy_dev=last["energy_dev"],
-                )
-            )
+            out.frames.append(frame)
+            previous = None
+        else:
+            previous = frame
+
+
+def _frame(atoms: Atoms, spec: WalkerSpec, step: int, last: dict) -> Frame:
+    """The walker's current state as a sampled frame (a detached copy)."""
+    frame_atoms = atoms.copy()
+    frame_atoms.calc = None
+    frame_atoms.set_constraint()
+    return Frame(
+        system=spec.system,
+        walker=spec.walker,
+        temperature=spec.temperature,
+        pressure_gpa=spec.pressure_gpa,
+        step=step,
+        atoms=frame_atoms,
+        force_dev_max=last["force_dev_max"],
+        force_dev_mean=last["force_dev_mean"],
+        energy_dev=last["energy_dev"],
+    )
 
 
 def run_walkers(

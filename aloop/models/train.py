@@ -10,8 +10,10 @@ weights before training (naive fine-tuning; no download happens for a file path)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from aloop.records import REF_ENERGY, REF_FORCES
 from aloop.versions import code_versions
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ase import Atoms
 
@@ -133,8 +135,13 @@ def _write_extxyz(path: Path, frames: Sequence[Atoms]) -> None:
     write(path, list(frames), format="extxyz")
 
 
-def _run_mace(argv: list[str]) -> None:
-    """Run MACE's trainer in this process and undo its global side effects."""
+def _run_mace(argv: list[str], console_log: Path) -> None:
+    """Run MACE's trainer in this process and undo its global side effects.
+
+    MACE logs every batch at INFO to stdout and to the root logger: that goes to
+    ``console_log`` instead (its own log file under logs/ is kept too), so a campaign's
+    terminal shows aloop's progress, not MACE's.
+    """
     import torch
     from mace.cli.run_train import run
     from mace.tools import build_default_arg_parser
@@ -142,14 +149,20 @@ def _run_mace(argv: list[str]) -> None:
     dtype = torch.get_default_dtype()
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    handler_levels = [h.level for h in handlers]
     try:
         try:
             args = build_default_arg_parser().parse_args(argv)
         except SystemExit:  # argparse exits on a bad flag: that is our bug, say so
             raise RuntimeError(f"mace_run_train rejected the arguments {argv}") from None
-        run(args)
+        for h in handlers:
+            h.setLevel(max(h.level, logging.WARNING))
+        with open(console_log, "a") as sink, contextlib.redirect_stdout(sink):
+            run(args)
     finally:
         torch.set_default_dtype(dtype)
+        for h, lvl in zip(handlers, handler_levels, strict=True):
+            h.setLevel(lvl)
         for h in root.handlers[:]:
             if h not in handlers:
                 root.removeHandler(h)
@@ -203,6 +216,8 @@ def train_committee(
     *,
     parents: Sequence[bytes] | None = None,
     split_seed: int = 0,
+    members: Sequence[int] | None = None,
+    on_member: Callable[[MemberResult], None] | None = None,
 ) -> list[MemberResult]:
     """Train ``cfg.committee_size`` MACE members on labelled ``frames``.
 
@@ -219,6 +234,12 @@ def train_committee(
         ``cfg.foundation_model`` is used instead when ``warm_start`` is ``foundation``.
     split_seed
         Seed of the train/valid split shared by the members.
+    members
+        Indices of the members to train (default all); a resumed iteration trains only
+        those not yet stored. The split does not depend on which members are trained.
+    on_member
+        Called with each member as soon as it is trained (persist it here), so a crash
+        loses at most the member in training.
     """
     from aloop.models.io import load_model
 
@@ -229,9 +250,14 @@ def train_committee(
     train_idx, valid_idx = split_indices(len(frames), cfg.valid_fraction, split_seed)
     valid = [frames[i] for i in valid_idx]
     results = []
+    wanted = set(range(cfg.committee_size) if members is None else members)
     for member, seed in enumerate(cfg.member_seeds):
+        if member not in wanted:
+            continue
         mdir = workdir / f"member{member}"
-        mdir.mkdir(parents=True, exist_ok=True)
+        # A killed run may have left checkpoints and half a results log: start clean.
+        shutil.rmtree(mdir, ignore_errors=True)
+        mdir.mkdir(parents=True)
         members_train = train_idx
         if cfg.bootstrap:
             rng = np.random.default_rng(seed)
@@ -264,7 +290,7 @@ def train_committee(
             len(members_train),
         )
         start = time.perf_counter()
-        _run_mace(argv)
+        _run_mace(argv, mdir / "mace-console.log")
         wall = time.perf_counter() - start
         weights = (mdir / f"member{member}.model").read_bytes()
         sha = sha256_bytes(weights)
@@ -292,4 +318,6 @@ def train_committee(
                 code_versions=code_versions(),
             )
         )
+        if on_member is not None:
+            on_member(results[-1])
     return results

@@ -60,6 +60,7 @@ def test_result_hash_ignores_execution_but_not_science():
     base = parse_config(MINIMAL).result_hash()
     assert parse_config(with_change("execution.label_workers", 8)).result_hash() == base
     assert parse_config(with_change("database.uri", "memory://x")).result_hash() == base
+    assert parse_config(with_change("stop.max_iterations", 30)).result_hash() == base
     assert parse_config(with_change("dft.basis", "sto-3g")).result_hash() != base
 
 

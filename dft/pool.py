@@ -1,0 +1,121 @@
+"""A persistent pool of labelling processes that many threads can hand one structure to.
+
+The campaign flow fans labelling out as one orchestrator task per structure. Locally
+those tasks are threads; each hands its structure to this pool, so the calculations run
+in separate single-threaded processes (faster than threads for PySCF, measured in
+benchmarks/label_bench.py) that import PySCF once, and a calculation that hangs past its
+limit can be killed without killing the caller.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
+
+from dft.batch import KILL_GRACE_S, LabelTask, _failure, _init_worker, _ready, _run_one
+from dft.label import label_structure
+
+if TYPE_CHECKING:
+    from aloop.records import LabelRecord
+    from dft.settings import LabelSettings
+
+
+class WorkerLost(RuntimeError):
+    """The worker process died under a calculation (out of memory, segfault).
+
+    An infrastructure error, not a label failure: the caller may retry the structure.
+    """
+
+
+class LabelPool:
+    """``workers`` spawn processes with ``threads`` OpenMP threads each, shared by threads.
+
+    :meth:`label` blocks until the structure's record exists. Thread-safe; the processes
+    start on first use and live until :meth:`close`.
+    """
+
+    def __init__(self, workers: int, threads: int = 1) -> None:
+        self.workers = workers
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._generation = 0
+
+    def _get(self) -> tuple[ProcessPoolExecutor, int]:
+        with self._lock:
+            if self._executor is None:
+                ctx = mp.get_context("spawn")  # torch is loaded here; forking it is unsafe
+                ex = ProcessPoolExecutor(
+                    self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads,)
+                )
+                # Start every worker (spawn + imports) before any calculation's clock runs.
+                for ready in [ex.submit(_ready) for _ in range(self.workers)]:
+                    ready.result()
+                self._executor = ex
+                self._generation += 1
+            return self._executor, self._generation
+
+    def _discard(self, generation: int, kill: bool) -> None:
+        """Drop the executor of ``generation`` (once, whichever thread notices first)."""
+        with self._lock:
+            if self._executor is None or generation != self._generation:
+                return
+            ex, self._executor = self._executor, None
+        procs = _processes(ex)
+        if kill:
+            for proc in procs:
+                proc.kill()
+        ex.shutdown(wait=False, cancel_futures=True)
+
+    def label(self, task: LabelTask, settings: LabelSettings) -> LabelRecord:
+        """Label one structure in a worker process.
+
+        A calculation still running ``settings.timeout_s + KILL_GRACE_S`` seconds after it
+        started (the SCF's own deadline normally stops it first) has its workers killed
+        and is recorded as a timeout; the other calculations then in flight raise
+        :class:`WorkerLost`, as does any whose worker dies.
+        """
+        executor, generation = self._get()
+        try:
+            future = executor.submit(_run_one, label_structure, task, settings, self.threads)
+        except BrokenProcessPool:
+            self._discard(generation, kill=False)
+            raise WorkerLost("labelling worker pool was broken; retry") from None
+        try:
+            return future.result(timeout=settings.timeout_s + KILL_GRACE_S)
+        except FutureTimeout:
+            self._discard(generation, kill=True)
+            return _failure(
+                task,
+                settings,
+                f"timeout after {settings.timeout_s:g} s (killed)",
+                wall=settings.timeout_s + KILL_GRACE_S,
+            )
+        except BrokenProcessPool:
+            self._discard(generation, kill=False)
+            raise WorkerLost(f"labelling worker died under structure {task.structure_id}") from None
+
+    def close(self) -> None:
+        """Stop the worker processes (waits for none)."""
+        with self._lock:
+            ex, self._executor = self._executor, None
+        if ex is not None:
+            procs = _processes(ex)
+            ex.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                proc.kill()
+
+    def __enter__(self) -> LabelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _processes(executor: ProcessPoolExecutor) -> list:
+    """The executor's live worker processes (a private attribute; empty if absent)."""
+    return list((getattr(executor, "_processes", None) or {}).values())

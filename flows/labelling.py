@@ -1,0 +1,137 @@
+"""Labelling fanned out as one Prefect task per structure.
+
+Two task runners, chosen by the campaign's ``execution`` section:
+
+- ``thread`` (local): a ThreadPoolTaskRunner with ``label_workers`` threads; each task
+  hands its structure to a :class:`dft.pool.LabelPool` of as many single-threaded
+  processes, so calculations run in parallel, isolated, with a hard time limit.
+- ``dask``: prefect-dask's DaskTaskRunner, on the cluster at ``dask_address`` (a
+  dask-jobqueue SLURMCluster's scheduler, for instance) or on a local cluster of
+  ``label_workers`` single-threaded worker processes; each task computes on its worker.
+
+Either way the runner's worker count is the concurrency limit, each structure is a task
+run the Prefect UI shows, and the flow process stores each record as its task finishes.
+A task is retried only for infrastructure errors (a lost worker); an SCF failure is a
+record like any other and is never retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+
+from dft.batch import LabelTask, _failure, default_layout
+from dft.label import label_structure
+from dft.pool import LabelPool, WorkerLost
+
+if TYPE_CHECKING:
+    from aloop.config import ExecutionConfig
+    from aloop.records import LabelRecord
+    from dft.settings import LabelSettings
+
+#: The flow process's pool for the local runner; None elsewhere (a Dask worker computes
+#: in its own process).
+_POOL: LabelPool | None = None
+
+#: Exceptions that mean "this structure keeps killing its worker": recorded as failed
+#: labels once the task's retries are spent. Any other error is infrastructure and stops
+#: the campaign, leaving the structure unlabelled for the next run.
+_STRUCTURE_KILLS_WORKER = ("WorkerLost", "KilledWorker")
+
+
+@task(
+    name="label-structure",
+    task_run_name="label-{job.structure_id}",
+    retries=2,
+    retry_delay_seconds=1,
+    cache_policy=NO_CACHE,
+)
+def label_one(job: LabelTask, settings: LabelSettings, threads: int = 1) -> LabelRecord:
+    """Label one structure (never raises for a bad structure; see dft.label)."""
+    if _POOL is not None:
+        return _POOL.label(job, settings)
+    from pyscf import lib
+
+    lib.num_threads(threads)
+    return label_structure(
+        job.structure_id,
+        job.atoms,
+        settings,
+        charge=job.charge,
+        multiplicity=job.multiplicity,
+        threads=threads,
+    )
+
+
+class PrefectLabeller:
+    """Opens the configured task runner once per campaign run and labels batches on it."""
+
+    def __init__(self, execution: ExecutionConfig) -> None:
+        default_workers, default_threads = default_layout()
+        self.kind = execution.task_runner
+        self.address = execution.dask_address
+        self.workers = execution.label_workers or default_workers
+        self.threads = execution.label_threads or default_threads
+        self.runner: Any = None
+
+    def __enter__(self) -> PrefectLabeller:
+        global _POOL
+        if self.kind == "dask":
+            from prefect_dask import DaskTaskRunner
+
+            if self.address:
+                self.runner = DaskTaskRunner(address=self.address)
+            else:
+                self.runner = DaskTaskRunner(
+                    cluster_kwargs={
+                        "n_workers": self.workers,
+                        "threads_per_worker": 1,
+                        "processes": True,
+                        "dashboard_address": None,
+                    }
+                )
+        else:
+            from prefect.task_runners import ThreadPoolTaskRunner
+
+            self.runner = ThreadPoolTaskRunner(max_workers=self.workers)
+            _POOL = LabelPool(self.workers, self.threads)
+        self.runner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _POOL
+        try:
+            self.runner.__exit__(*exc)
+        finally:
+            if _POOL is not None:
+                _POOL.close()
+                _POOL = None
+
+    def __call__(
+        self,
+        jobs: Sequence[tuple[LabelTask, LabelSettings]],
+        on_record: Callable[[LabelRecord], None],
+    ) -> None:
+        """Submit every job; hand each record to ``on_record`` as its task finishes."""
+        futures = {
+            self.runner.submit(
+                label_one, {"job": job, "settings": settings, "threads": self.threads}
+            ): (job, settings)
+            for job, settings in jobs
+        }
+        for future in as_completed(list(futures)):
+            try:
+                rec = future.result()
+            except Exception as exc:
+                if type(exc).__name__ not in _STRUCTURE_KILLS_WORKER:
+                    raise
+                job, settings = futures[future]
+                rec = _failure(job, settings, f"worker process died on every try: {exc}")
+            on_record(rec)
+
+
+__all__ = ["LabelPool", "PrefectLabeller", "WorkerLost", "label_one"]
