@@ -12,12 +12,12 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from ase.build import molecule  # noqa: E402
+import numpy as np
+import pytest
+from ase.build import molecule
 
-from dft.batch import LabelTask, label_batch  # noqa: E402
-from dft.settings import LabelSettings  # noqa: E402
+from dft.batch import LabelTask, label_batch
+from dft.settings import LabelSettings
 
 
 @pytest.fixture(autouse=True)
