@@ -32,7 +32,7 @@ $(WIRE)/.installed:
 	touch $@
 
 demo: install
-	$(BIN)/aloop validate configs/demo-water.yaml
+	$(BIN)/aloop run configs/demo-water.yaml
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,8 +157,16 @@ def _run_mace(argv: list[str], console_log: Path) -> None:
         except SystemExit:  # argparse exits on a bad flag: that is our bug, say so
             raise RuntimeError(f"mace_run_train rejected the arguments {argv}") from None
         for h in handlers:
-            h.setLevel(max(h.level, logging.WARNING))
-        with open(console_log, "a") as sink, contextlib.redirect_stdout(sink):
+            h.setLevel(max(h.level, logging.ERROR))
+        with (
+            open(console_log, "a") as sink,
+            contextlib.redirect_stdout(sink),
+            warnings.catch_warnings(),
+        ):
+            # TorchScript and DataLoader warn on every member about things that do not
+            # concern a user (annotations inside e3nn, pin_memory without a GPU).
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
             run(args)
     finally:
         torch.set_default_dtype(dtype)
