@@ -42,6 +42,11 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
         before = Campaign.objects.get(name="tiny-water").updated_at
     finally:
         connection.disconnect()
+    # The Prefect UI gets each exploring iteration's table as a markdown artifact.
+    for k in (1, 2):
+        markdown = _artifact(f"tiny-water-iteration-{k}")
+        assert f"# tiny-water: iteration {k}" in markdown
+        assert re.search(rf"\| water \| {stats[k]['sampled']} \|", markdown), markdown
 
     again = run_aloop(["run", str(tiny_config), "--db", db], env)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -52,6 +57,19 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
         assert Campaign.objects.get(name="tiny-water").updated_at == before
     finally:
         connection.disconnect()
+
+
+def _artifact(key: str) -> str:
+    """The latest markdown of a Prefect artifact, read back from the API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+    assert found, f"no artifact {key}"
+    return found[-1].data
 
 
 def test_changed_science_is_refused_and_raising_the_cap_continues(
