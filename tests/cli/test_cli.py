@@ -80,7 +80,10 @@ def test_status_lists_campaigns_and_iterations(tmp_path):
     repo.insert_structures(c, recs)
     it = repo.get_or_create_iteration(c, 0)
     repo.set_stage(it, "train", "running")
-    repo.update_iteration_stats(it, {"sampled": 120, "accurate": 100})
+    repo.update_iteration_stats(
+        it,
+        {"sampled": 120, "accurate": 100, "accurate_ratio": 100 / 120, "candidate": 15},
+    )
     connection.disconnect()
 
     result = runner.invoke(app, ["status", "--db", uri], env={"COLUMNS": "200"})
@@ -91,7 +94,9 @@ def test_status_lists_campaigns_and_iterations(tmp_path):
     result = runner.invoke(app, ["status", "demo", "--db", uri], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "120" in line)
-    assert "running" in row and "pending" in row and "100" in row
+    # Train running (▶), the other stages pending (·); 83 % of the frames accurate.
+    assert row.split()[1:10:2] == ["0", "▶", "·", "·", "·"]
+    assert "83%" in row and " 15 " in row
 
     result = runner.invoke(app, ["status", "nosuch", "--db", uri])
     assert result.exit_code == 2
