@@ -205,3 +205,255 @@ def _print_outcome(result: dict, config: Path) -> None:
         typer.echo("  aloop dashboard                  # live plots at http://127.0.0.1:8050")
     if "export" in names:
         typer.echo(f"  aloop export {result['campaign']} OUT_DIR   # MACE-ready dataset")
+
+
+def _connect(db_uri: str | None, config_uri: str | None = None):
+    """Connect to the database in force, or exit 1 with the reason."""
+    from aloop.settings import resolve_db_uri
+    from db import connection
+
+    try:
+        return connection.connect(db_uri or resolve_db_uri(config_uri))
+    except connection.DatabaseUnavailable as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+_DB_OPTION = typer.Option(
+    "--db", help="Database URI (default: ALOOP_DB_URI or the embedded store)."
+)
+
+
+@app.command()
+def export(
+    campaign: Annotated[list[str], typer.Argument(help="Campaign name(s) to export from.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    system: Annotated[list[str], typer.Option("--system", help="Only these systems.")] = [],  # noqa: B006
+    iteration: Annotated[
+        list[int], typer.Option("--iteration", help="Only these iterations.")
+    ] = [],  # noqa: B006
+    settings_hash: Annotated[
+        list[str], typer.Option("--settings-hash", help="Only labels at this settings hash.")
+    ] = [],  # noqa: B006
+    method: Annotated[
+        list[str], typer.Option("--method", help="Only labels by this method (HF, DFT) or xc.")
+    ] = [],  # noqa: B006
+    origin: Annotated[
+        list[str], typer.Option("--origin", help="initial, rattled, md or imported.")
+    ] = [],  # noqa: B006
+    tag: Annotated[list[str], typer.Option("--tag", help="Only structures with this tag.")] = [],  # noqa: B006
+    split: Annotated[str, typer.Option(help="train,valid,test fractions.")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    stratify: Annotated[
+        bool, typer.Option("--stratify/--no-stratify", help="Split each system alike.")
+    ] = True,
+    outliers: Annotated[
+        float | None,
+        typer.Option(
+            help="Remove labels whose energy per atom or max force lies beyond this many "
+            "robust standard deviations (per system); each removal is reported."
+        ),
+    ] = None,
+    keep_outliers: Annotated[
+        bool, typer.Option("--keep-outliers", help="Report outliers but keep them.")
+    ] = False,
+    fmt: Annotated[
+        list[str], typer.Option("--format", help="extxyz and/or ase-db (default both).")
+    ] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an earlier export.")] = False,
+    db_uri: Annotated[str | None, _DB_OPTION] = None,
+) -> None:
+    """Write a curated, MACE-ready dataset: extxyz per split, an ASE database, a manifest.
+
+    Only successful labels; duplicates removed; outliers reported (and removed with
+    --outliers K); the split is reproducible from --seed. The export is also recorded
+    in the database as a Dataset document.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from aloop.dataset.export import FORMATS, ExportError, ExportOptions, export_dataset
+    from aloop.dataset.split import parse_fractions
+    from db import connection
+    from db.documents import ORIGINS
+    from db.export import DatabaseSource, ExportQuery, record_dataset
+
+    formats = tuple(fmt) or FORMATS
+    bad = [f for f in formats if f not in FORMATS] + [o for o in origin if o not in ORIGINS]
+    if bad:
+        _err(f"unknown format or origin: {', '.join(bad)}")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        fractions = parse_fractions(split)
+    except ValueError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    if outliers is not None and outliers <= 0:
+        _err("--outliers must be a positive number of standard deviations")
+        raise typer.Exit(EXIT_USAGE)
+    _connect(db_uri)
+    query = ExportQuery(
+        campaigns=campaign,
+        systems=system,
+        iterations=iteration,
+        settings_hashes=settings_hash,
+        methods=method,
+        origins=origin,
+        tags=tag,
+    )
+    options = ExportOptions(
+        fractions=fractions,
+        seed=seed,
+        stratify=stratify,
+        outlier_k=outliers,
+        remove_outliers=not keep_outliers,
+        formats=formats,
+        force=force,
+    )
+    try:
+        source = DatabaseSource(query)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as progress:
+            bar = progress.add_task("writing", total=None)
+            result = export_dataset(
+                source,
+                out_dir,
+                options,
+                query.as_dict(),
+                on_progress=lambda d, t: progress.update(bar, completed=d, total=t),
+            )
+        dataset_id = record_dataset(source, result, name=out_dir.name)
+    except ExportError as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    finally:
+        connection.disconnect()
+    counts = result.manifest["counts"]
+    typer.echo(
+        f"exported {sum(counts.values())} structures to {out_dir}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    if result.duplicates:
+        typer.echo(f"  removed {len(result.duplicates)} duplicate(s)")
+    for sid, why in sorted(result.outliers.items()):
+        verb = "kept" if keep_outliers else "removed"
+        typer.echo(f"  outlier {verb}: {sid}: {why}")
+    for f in result.files:
+        typer.echo(f"  {f['name']}  {f['frames']} frames  sha256 {f['sha256'][:16]}")
+    typer.echo(f"  manifest.json; Dataset document {dataset_id}")
+
+
+@app.command(name="import")
+def import_(
+    config: Annotated[Path, typer.Argument(help="Campaign YAML file (created if new).")],
+    source: Annotated[Path, typer.Argument(help="extxyz (or any ase.io file) to import.")],
+    system: Annotated[
+        str | None, typer.Option(help="System of the campaign these frames belong to.")
+    ] = None,
+    energy_key: Annotated[str, typer.Option(help="info key of the energy.")] = "REF_energy",
+    forces_key: Annotated[str, typer.Option(help="arrays key of the forces.")] = "REF_forces",
+    stress_key: Annotated[str, typer.Option(help="info key of the stress.")] = "REF_stress",
+    units: Annotated[
+        str, typer.Option(help="eV (eV, eV/Å) or hartree (Ha, Ha/Bohr) for the labels.")
+    ] = "eV",
+    allow_config_change: Annotated[bool, typer.Option("--allow-config-change")] = False,
+    db_uri: Annotated[str | None, _DB_OPTION] = None,
+) -> None:
+    """Bring labelled (and unlabelled) structures into a campaign as initial data.
+
+    Labelled frames are stored with origin 'imported' and a label at the campaign's
+    settings hash (only import data computed at the campaign's level of theory); the
+    source file and its sha256 are recorded on each label. Unlabelled frames become
+    initial structures, labelled by the next `aloop run`.
+    """
+    from aloop.config import ConfigError, load_config
+    from aloop.dataset.importing import UNITS, read_frames
+    from aloop.structures import load_system_structures
+    from db import connection, repository
+    from db.importing import ImportRefused, import_frames
+    from dft.settings import LabelSettings
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _err(f"{config}: {problem}")
+        raise typer.Exit(EXIT_USAGE) from None
+    names = [s.name for s in cfg.systems]
+    if system is None and len(names) == 1:
+        system = names[0]
+    if system not in names:
+        _err(f"--system must name one of the campaign's systems: {', '.join(names)}")
+        raise typer.Exit(EXIT_USAGE)
+    if units not in UNITS:
+        _err(f"--units must be one of {', '.join(UNITS)}")
+        raise typer.Exit(EXIT_USAGE)
+    if not source.is_file():
+        _err(f"{source}: file not found")
+        raise typer.Exit(EXIT_USAGE)
+    sys_cfg = cfg.system(system)
+    periodic = bool(load_system_structures(sys_cfg, config.parent)[0].pbc.any())
+    settings = LabelSettings.from_config(cfg.dft, periodic=periodic)
+    _connect(db_uri, cfg.database.uri)
+    try:
+        camp, _ = repository.get_or_create_campaign(
+            cfg.campaign, cfg.model_dump(mode="json"), cfg.result_hash(), allow_config_change
+        )
+        frames = read_frames(
+            source,
+            energy_key=energy_key,
+            forces_key=forces_key,
+            stress_key=stress_key,
+            units=units,
+        )
+        result = import_frames(
+            camp,
+            frames,
+            system=system,
+            charge=sys_cfg.charge,
+            multiplicity=sys_cfg.multiplicity,
+            settings_hash=settings.settings_hash(),
+            settings=settings.result_fields(),
+            source=source.resolve(),
+        )
+    except (repository.ConfigChangeRefused, ImportRefused) as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:  # ase.io raises many types for a bad file
+        _err(f"{source}: cannot import: {type(exc).__name__}: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    finally:
+        connection.disconnect()
+    typer.echo(
+        f"imported {result.frames} frames into {cfg.campaign} ({system}): "
+        f"{result.new_structures} new structures, {result.labels_added} labels, "
+        f"{result.to_label} to label by the next `aloop run`"
+    )
+
+
+@app.command()
+def show(
+    structure_id: Annotated[str, typer.Argument(help="Structure id (24 hex digits).")],
+    db_uri: Annotated[str | None, _DB_OPTION] = None,
+) -> None:
+    """A structure's history: origin, MD lineage, committee uncertainty, labels and SCF
+    attempts, and the models trained on it."""
+    from rich.console import Console
+
+    from aloop.summary import lineage_panel
+    from db import connection
+    from db.lineage import structure_lineage
+
+    _connect(db_uri)
+    try:
+        info = structure_lineage(structure_id)
+    finally:
+        connection.disconnect()
+    if info is None:
+        _err(f"no structure {structure_id!r}")
+        raise typer.Exit(EXIT_USAGE)
+    Console().print(lineage_panel(info))

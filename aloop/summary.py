@@ -117,3 +117,78 @@ def iterations_table(campaign: dict, iterations: list[dict]) -> Table:
     if not iterations:
         table.caption = "no iterations yet"
     return table
+
+
+def lineage_panel(info: dict) -> Any:
+    """A structure's history (from ``db.lineage.structure_lineage``) for the terminal."""
+    from rich.console import Group
+    from rich.table import Table
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    lin = info["lineage"]
+    unc = info["uncertainty"]
+    rows = [
+        ("structure", f"{info['id']} ({info['formula']}, {info['natoms']} atoms)"),
+        ("campaign / system", f"{info['campaign']} / {info['system']}"),
+        ("origin", f"{info['origin']}, iteration {info['iteration']}"),
+        ("charge / multiplicity", f"{info['charge']} / {info['multiplicity']}"),
+    ]
+    if "walker" in lin:
+        md = f"walker {lin['walker']}, {lin.get('temperature', '?')} K"
+        if lin.get("pressure_gpa") is not None:
+            md += f", {lin['pressure_gpa']} GPa"
+        rows.append(("MD", md + f", step {lin.get('md_step', '?')}"))
+    if lin.get("committee"):
+        rows.append(("explored by committee", ", ".join(lin["committee"])))
+    if lin.get("parent"):
+        rows.append(("rattled from", lin["parent"]))
+    if lin.get("source_file"):
+        rows.append(("imported from", f"{lin['source_file']} frame {lin.get('source_index')}"))
+    if unc:
+        rows.append(
+            (
+                "uncertainty",
+                f"max force dev {unc.get('force_dev_max', float('nan')):.4f} eV/Å, "
+                f"mean {unc.get('force_dev_mean', float('nan')):.4f} eV/Å, "
+                f"energy dev {unc.get('energy_dev', float('nan')):.4f} eV",
+            )
+        )
+    rows.append(("verdict", f"{info['verdict']}: {info['verdict_reason'] or ''}"))
+    for key, value in rows:
+        head.add_row(key, str(value))
+    parts: list[Any] = [head]
+    for lab in info["labels"]:
+        s = lab["settings"]
+        level = f"{s.get('xc') if s.get('method') == 'DFT' else s.get('method')}/{s.get('basis')}"
+        t = Table(title=f"label {lab['status']} at {level} ({lab['settings_hash'][:12]})")
+        for col in ("SCF strategy", "cycles", "converged", "dE (Ha)", "s", "error"):
+            t.add_column(col)
+        for a in lab["scf_attempts"]:
+            t.add_row(
+                a.get("strategy", ""),
+                str(a.get("cycles", "")),
+                str(a.get("converged", "")),
+                f"{a['energy_change']:.1e}" if a.get("energy_change") is not None else "",
+                f"{a['seconds']:.2f}" if a.get("seconds") is not None else "",
+                (a.get("error") or "")[:60],
+            )
+        energy = f"{lab['energy']:.6f} eV" if lab["energy"] is not None else "-"
+        t.caption = (
+            f"energy {energy}, max |F| "
+            + (f"{lab['max_force']:.3f} eV/Å" if lab["max_force"] is not None else "-")
+            + f", {lab['wall_time'] or 0:.2f} s on {lab['host']}"
+            + (f"; error: {lab['error']}" if lab["error"] else "")
+        )
+        parts.append(t)
+    if not info["labels"]:
+        parts.append("not labelled")
+    models = info["trained_models"]
+    parts.append(
+        "trained on by: "
+        + (", ".join(f"iteration {m['iteration']} member {m['member']}" for m in models) or "-")
+    )
+    if info["datasets"]:
+        parts.append("in datasets: " + ", ".join(d["name"] or d["id"] for d in info["datasets"]))
+    return Group(*parts)

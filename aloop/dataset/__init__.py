@@ -1,0 +1,1 @@
+"""Curated datasets: choosing, filtering, splitting and writing labelled structures."""

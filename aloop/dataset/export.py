@@ -1,0 +1,293 @@
+"""Exporting a curated dataset: only successful labels, de-duplicated, outliers reported
+and optionally removed, split reproducibly, written as MACE-ready extxyz and an ASE
+database, with a manifest that says exactly what is in it and where it came from.
+
+The database side is a *source* (db/export.py): a first pass gives one small summary per
+label (for de-duplication, the outlier filter and the split); a second pass streams full
+records in batches to the writers. Memory holds the summaries, never the structures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from aloop.dataset.extxyz import write_frame
+from aloop.dataset.outliers import LabelSummary, find_outliers
+from aloop.dataset.split import SPLITS, assign
+from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
+from aloop.versions import code_versions
+
+FORMATS = ("extxyz", "ase-db")
+#: Records fetched per round trip in the writing pass.
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the first pass needs of one labelled structure."""
+
+    structure_id: str
+    system: str
+    content_hash: str
+    settings_hash: str
+    energy_per_atom: float
+    max_force: float
+
+
+class Source(Protocol):
+    """Where the labelled structures come from (db/export.py implements it)."""
+
+    def summaries(self) -> Iterable[Summary]: ...
+
+    def records(self, ids: Sequence[str]) -> Iterator[dict]: ...
+
+    def label_settings(self) -> dict[str, dict]: ...
+
+
+@dataclass
+class ExportOptions:
+    """How to curate and write."""
+
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    stratify: bool = True
+    outlier_k: float | None = None
+    remove_outliers: bool = True
+    formats: tuple[str, ...] = ("extxyz", "ase-db")
+    force: bool = False
+
+
+@dataclass
+class ExportResult:
+    """What was written: ids per split, files with hashes, and the manifest."""
+
+    out_dir: Path
+    splits: dict[str, list[str]]
+    files: list[dict]
+    manifest: dict
+    outliers: dict[str, str] = field(default_factory=dict)
+    duplicates: dict[str, str] = field(default_factory=dict)
+
+
+class ExportError(ValueError):
+    """The export cannot be made as asked (nothing matched, target exists, mixed levels)."""
+
+
+def _out_files(out_dir: Path, formats: Sequence[str]) -> list[Path]:
+    files = [out_dir / "manifest.json"]
+    if "extxyz" in formats:
+        files += [out_dir / f"{s}.xyz" for s in SPLITS]
+    if "ase-db" in formats:
+        files.append(out_dir / "dataset.db")
+    return files
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _curate(
+    summaries: list[Summary], options: ExportOptions
+) -> tuple[list[Summary], dict[str, str], dict[str, str], dict[str, str]]:
+    """(kept, duplicates, outliers found, outliers removed) with reasons."""
+    by_system_hash: dict[str, set[str]] = {}
+    for s in summaries:
+        by_system_hash.setdefault(s.system, set()).add(s.settings_hash)
+    mixed = {k: v for k, v in by_system_hash.items() if len(v) > 1}
+    if mixed:
+        raise ExportError(
+            "labels at more than one level of theory for "
+            + ", ".join(f"{k} ({len(v)} settings)" for k, v in sorted(mixed.items()))
+            + ": choose one with --settings-hash or --method"
+        )
+    duplicates: dict[str, str] = {}
+    first_of: dict[str, str] = {}
+    kept = []
+    for s in sorted(summaries, key=lambda x: x.structure_id):
+        if s.content_hash in first_of:
+            duplicates[s.structure_id] = f"same structure as {first_of[s.content_hash]}"
+            continue
+        first_of[s.content_hash] = s.structure_id
+        kept.append(s)
+    outliers: dict[str, str] = {}
+    if options.outlier_k is not None:
+        outliers = find_outliers(
+            [LabelSummary(s.structure_id, s.system, s.energy_per_atom, s.max_force) for s in kept],
+            options.outlier_k,
+        )
+    removed = outliers if options.remove_outliers else {}
+    return [s for s in kept if s.structure_id not in removed], duplicates, outliers, removed
+
+
+def _ase_row(rec: dict, split: str) -> tuple[Any, dict, dict]:
+    from ase import Atoms
+
+    atoms = Atoms(
+        numbers=rec["numbers"], positions=rec["positions"], cell=rec["cell"], pbc=rec["pbc"]
+    )
+    kv = {k: v for k, v in _info(rec, split).items() if v is not None}
+    data = {REF_FORCES: rec["forces"]}
+    if rec.get("stress") is not None:
+        data[REF_STRESS] = rec["stress"]
+    return atoms, kv, data
+
+
+def _info(rec: dict, split: str) -> dict:
+    """Per-frame info: the label under MACE's keys, then where the frame came from."""
+    info: dict[str, Any] = {REF_ENERGY: float(rec["energy"])}
+    if rec.get("stress") is not None:
+        info[REF_STRESS] = np.asarray(rec["stress"], dtype=np.float64)
+    info.update(
+        config_type=rec["system"],
+        structure_id=rec["structure_id"],
+        campaign=rec["campaign"],
+        iteration=int(rec["iteration"]),
+        origin=rec["origin"],
+        label_settings_hash=rec["settings_hash"],
+        force_dev_max=rec.get("force_dev_max"),
+        total_charge=int(rec.get("charge", 0)),
+        multiplicity=int(rec.get("multiplicity", 1)),
+        split=split,
+    )
+    return info
+
+
+def export_dataset(
+    source: Source,
+    out_dir: Path | str,
+    options: ExportOptions,
+    query: dict,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ExportResult:
+    """Curate and write the structures ``source`` yields; see the module docstring.
+
+    Raises
+    ------
+    ExportError
+        Nothing matched, labels at mixed settings, or the output exists without ``force``.
+    """
+    out_dir = Path(out_dir)
+    targets = _out_files(out_dir, options.formats)
+    existing = [p for p in targets if p.exists()]
+    if existing and not options.force:
+        raise ExportError(f"{existing[0]} exists; use --force to overwrite, or another directory")
+    summaries = list(source.summaries())
+    if not summaries:
+        raise ExportError("no successfully labelled structure matches the query")
+    kept, duplicates, outliers, removed = _curate(summaries, options)
+    systems = {s.structure_id: s.system for s in kept}
+    split_of = assign(
+        ((s.structure_id, s.system) for s in kept),
+        options.fractions,
+        options.seed,
+        options.stratify,
+    )
+    splits = {name: sorted(i for i, sp in split_of.items() if sp == name) for name in SPLITS}
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Write under temporary names and rename at the end: a failed export never leaves
+    # files that look finished.
+    tmp = {p: p.with_name(p.name + ".part") for p in targets}
+    for p in tmp.values():
+        p.unlink(missing_ok=True)
+    done, total = 0, len(kept)
+    files = []
+    db = None
+    if "ase-db" in options.formats:
+        import ase.db
+
+        db = ase.db.connect(str(tmp[out_dir / "dataset.db"]), type="db", append=False)
+    for name in SPLITS:
+        xyz = tmp[out_dir / f"{name}.xyz"].open("w") if "extxyz" in options.formats else None
+        try:
+            for start in range(0, len(splits[name]), BATCH):
+                batch = splits[name][start : start + BATCH]
+                rows = []
+                for rec in source.records(batch):
+                    if xyz is not None:
+                        arrays = {REF_FORCES: rec["forces"]}
+                        write_frame(
+                            xyz,
+                            rec["numbers"],
+                            rec["positions"],
+                            rec["cell"],
+                            rec["pbc"],
+                            _info(rec, name),
+                            arrays,
+                        )
+                    if db is not None:
+                        rows.append(_ase_row(rec, name))
+                    done += 1
+                if db is not None and rows:
+                    with db:  # one transaction per batch
+                        for atoms, kv, data in rows:
+                            db.write(atoms, key_value_pairs=kv, data=data)
+                if on_progress is not None:
+                    on_progress(done, total)
+        finally:
+            if xyz is not None:
+                xyz.close()
+
+    settings = source.label_settings()
+    used_hashes = sorted({s.settings_hash for s in kept})
+    for path in targets[1:]:
+        tmp[path].replace(path)
+        files.append(
+            {
+                "name": path.name,
+                "sha256": sha256_file(path),
+                "bytes": path.stat().st_size,
+                "frames": len(splits[path.stem]) if path.suffix == ".xyz" else total,
+            }
+        )
+    per_system = {name: dict(Counter(systems[i] for i in ids)) for name, ids in splits.items()}
+    manifest = {
+        "format": "aloop-dataset/1",
+        "created_at": datetime.now(UTC).isoformat(),
+        "query": query,
+        "counts": {name: len(ids) for name, ids in splits.items()},
+        "counts_per_system": per_system,
+        "split": {
+            "fractions": list(options.fractions),
+            "seed": options.seed,
+            "stratified_by": "system" if options.stratify else None,
+        },
+        "keys": {"energy": REF_ENERGY, "forces": REF_FORCES, "stress": REF_STRESS},
+        "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3", "positions": "Å"},
+        "label_settings": {h: settings.get(h, {}) for h in used_hashes},
+        "removed": {
+            "duplicates": duplicates,
+            "outliers": removed,
+        },
+        "outliers_flagged_not_removed": {k: v for k, v in outliers.items() if k not in removed},
+        "outlier_filter": (
+            None
+            if options.outlier_k is None
+            else {"k_robust_sd": options.outlier_k, "removed": options.remove_outliers}
+        ),
+        "code_versions": code_versions(),
+        "files": files,
+        "mace_run_train": (
+            "mace_run_train --train_file=train.xyz --valid_file=valid.xyz "
+            "--test_file=test.xyz --energy_key=REF_energy --forces_key=REF_forces "
+            "--stress_key=REF_stress --E0s=average ..."
+        ),
+    }
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    tmp[manifest_path].unlink(missing_ok=True)
+    return ExportResult(out_dir, splits, files, manifest, outliers, duplicates)

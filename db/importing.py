@@ -1,0 +1,102 @@
+"""Storing imported frames in a campaign: structures of origin ``imported`` (iteration 0,
+with the source file and frame index as lineage) and, for labelled frames, their labels
+at the campaign's settings hash, marked with the file they came from."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aloop.dataset.importing import ImportedFrame
+from aloop.records import LabelRecord, StructureRecord
+from db import repository as repo
+from db.documents import Campaign, Iteration
+
+
+class ImportRefused(ValueError):
+    """The import would leave structures that the campaign will never label."""
+
+
+@dataclass
+class ImportResult:
+    """Counts of an import."""
+
+    frames: int = 0
+    new_structures: int = 0
+    labels_added: int = 0
+    to_label: int = 0
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of the source file (recorded on each imported label)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def import_frames(
+    campaign: Campaign,
+    frames: Iterable[ImportedFrame],
+    *,
+    system: str,
+    charge: int,
+    multiplicity: int,
+    settings_hash: str,
+    settings: dict,
+    source: Path,
+) -> ImportResult:
+    """Store ``frames`` as initial data of ``campaign``; returns what was added.
+
+    Unlabelled frames become iteration-0 structures selected for labelling, so they are
+    refused once iteration 0's labelling is done (they would never be labelled).
+    """
+    it0 = Iteration.objects(campaign=campaign.id, index=0).only("stages").first()
+    labelling_done = it0 is not None and it0.stages["label"].status == "done"
+    digest = file_sha256(source)
+    result = ImportResult()
+    pending: list[tuple[StructureRecord, ImportedFrame]] = []
+    for frame in frames:
+        result.frames += 1
+        if not frame.labelled and labelling_done:
+            raise ImportRefused(
+                f"frame {frame.index} of {source} has no label, and campaign "
+                f"{campaign.name!r} has finished labelling its initial structures: import "
+                "unlabelled structures before the first `aloop run`, or into a new campaign"
+            )
+        rec = StructureRecord.from_atoms(
+            frame.atoms,
+            system,
+            "imported",
+            charge=charge,
+            multiplicity=multiplicity,
+            iteration=0,
+            lineage={"source_file": str(source), "source_index": frame.index},
+            verdict="selected",
+            verdict_reason="imported with its label" if frame.labelled else "imported: to label",
+        )
+        pending.append((rec, frame))
+    inserted = repo.insert_structures(campaign, [rec for rec, _ in pending])
+    result.new_structures = inserted.inserted
+    for sid, (_, frame) in zip(inserted.ids, pending, strict=True):
+        if not frame.labelled:
+            result.to_label += 1
+            continue
+        _, created = repo.record_label(
+            campaign,
+            LabelRecord(
+                structure_id=sid,
+                settings_hash=settings_hash,
+                status="ok",
+                settings={**settings, "imported_from": str(source), "source_sha256": digest},
+                energy=frame.energy,
+                forces=frame.forces,
+                stress=frame.stress,
+                iteration=0,
+            ),
+        )
+        result.labels_added += created
+    return result

@@ -1,0 +1,76 @@
+"""A labelled campaign in an embedded store, for the export/import/show tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from aloop.records import REF_ENERGY, REF_FORCES, LabelRecord, StructureRecord
+from db import connection
+from db import repository as repo
+from dft.settings import LabelSettings
+
+SETTINGS = LabelSettings(method="HF", basis="sto-3g")
+#: Index of the frame whose energy is shifted by +40 eV: a corrupt label to catch.
+OUTLIER = 7
+
+
+@pytest.fixture
+def labelled_campaign(water_dataset, tmp_path):
+    """(db uri, campaign name, {structure id: atoms with REF_ keys}).
+
+    50 labelled water frames in two systems (30 "water", 20 "water-hot"), iterations 0
+    and 1, one label made absurd (+40 eV), plus one structure whose label failed.
+    """
+    frames, _ = water_dataset
+    uri = f"embedded://{tmp_path / 'db'}"
+    connection.connect(uri)
+    campaign, _ = repo.get_or_create_campaign("exp", {"campaign": "exp"}, "e" * 64)
+    records = []
+    for i, atoms in enumerate(frames):
+        system = "water" if i < 30 else "water-hot"
+        records.append(
+            StructureRecord.from_atoms(
+                atoms,
+                system,
+                "rattled" if i < 10 else "md",
+                iteration=0 if i < 10 else 1,
+                uncertainty=None if i < 10 else {"force_dev_max": 0.01 * i},
+                verdict="selected",
+            )
+        )
+    ids = repo.insert_structures(campaign, records).ids
+    by_id = {}
+    for i, (sid, atoms) in enumerate(zip(ids, frames, strict=True)):
+        energy = atoms.info[REF_ENERGY] + (40.0 if i == OUTLIER else 0.0)
+        repo.record_label(
+            campaign,
+            LabelRecord(
+                structure_id=sid,
+                settings_hash=SETTINGS.settings_hash(),
+                settings=SETTINGS.result_fields(),
+                status="ok",
+                energy=energy,
+                forces=atoms.arrays[REF_FORCES],
+                iteration=0 if i < 10 else 1,
+            ),
+        )
+        labelled = atoms.copy()
+        labelled.info[REF_ENERGY] = energy
+        by_id[sid] = labelled
+    broken = frames[0].copy()
+    broken.positions[0] += 0.3
+    failed_id = repo.insert_structures(
+        campaign, [StructureRecord.from_atoms(broken, "water", "md", iteration=1)]
+    ).ids[0]
+    repo.record_label(
+        campaign,
+        LabelRecord(
+            structure_id=failed_id,
+            settings_hash=SETTINGS.settings_hash(),
+            status="failed",
+            error="SCF did not converge",
+            iteration=1,
+        ),
+    )
+    connection.disconnect()
+    return uri, "exp", by_id, failed_id

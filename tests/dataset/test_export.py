@@ -1,0 +1,168 @@
+"""aloop export: curated, reproducible, MACE-ready files with a manifest and lineage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read
+from typer.testing import CliRunner
+
+from aloop.cli import app
+from aloop.dataset.export import sha256_file
+from aloop.records import REF_ENERGY, REF_FORCES
+from tests.dataset.conftest import OUTLIER, SETTINGS
+
+runner = CliRunner()
+
+
+def _export(uri: str, out: Path, *extra: str):
+    return runner.invoke(app, ["export", "exp", "--out", str(out), "--db", uri, *extra])
+
+
+def _split_ids(out: Path) -> dict[str, list[str]]:
+    return {
+        s: [a.info["structure_id"] for a in read(out / f"{s}.xyz", ":")]
+        for s in ("train", "valid", "test")
+        if (out / f"{s}.xyz").stat().st_size
+    }
+
+
+def test_export_writes_every_ok_label_with_provenance(labelled_campaign, tmp_path):
+    uri, _, by_id, failed_id = labelled_campaign
+    out = tmp_path / "ds"
+    result = _export(uri, out)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 40, "valid": 5, "test": 5}
+    assert manifest["counts_per_system"]["train"] == {"water": 24, "water-hot": 16}
+    assert list(manifest["label_settings"]) == [SETTINGS.settings_hash()]
+    assert manifest["label_settings"][SETTINGS.settings_hash()]["basis"] == "sto-3g"
+    for f in manifest["files"]:
+        assert sha256_file(out / f["name"]) == f["sha256"]
+    frames = [a for s in ("train", "valid", "test") for a in read(out / f"{s}.xyz", ":")]
+    assert len(frames) == 50
+    seen = {a.info["structure_id"] for a in frames}
+    assert failed_id not in seen and seen == set(by_id)
+    for a in frames:
+        ref = by_id[a.info["structure_id"]]
+        # Bit for bit what was labelled, under MACE's keys.
+        assert np.array_equal(a.positions, ref.positions)
+        assert a.info[REF_ENERGY] == ref.info[REF_ENERGY]
+        assert np.array_equal(a.arrays[REF_FORCES], ref.arrays[REF_FORCES])
+        assert a.info["config_type"] in ("water", "water-hot")
+        assert a.info["campaign"] == "exp"
+        assert a.info["label_settings_hash"] == SETTINGS.settings_hash()
+        assert a.info["origin"] in ("rattled", "md")
+        if a.info["origin"] == "md":
+            assert a.info["force_dev_max"] > 0
+    # An export never silently overwrites another.
+    again = _export(uri, out)
+    assert again.exit_code == 2 and "--force" in again.output
+    assert _export(uri, out, "--force").exit_code == 0
+
+
+def test_split_is_reproducible_by_seed_and_stratified(labelled_campaign, tmp_path):
+    uri = labelled_campaign[0]
+    runs = {}
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert _export(uri, tmp_path / name, "--seed", seed, "--format", "extxyz").exit_code == 0
+        runs[name] = _split_ids(tmp_path / name)
+    assert runs["a"] == runs["b"]
+    assert runs["a"] != runs["c"]
+    # Stratified: each system split in the requested proportions.
+    assert _export(uri, tmp_path / "s", "--split", "0.5,0.5,0", "--format", "extxyz").exit_code == 0
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["counts_per_system"]["train"] == {"water": 15, "water-hot": 10}
+    assert manifest["counts_per_system"]["valid"] == {"water": 15, "water-hot": 10}
+
+
+def test_outliers_are_reported_and_removed_or_kept(labelled_campaign, tmp_path):
+    uri, _, by_id, _ = labelled_campaign
+    outlier_id = list(by_id)[OUTLIER]
+    removed = _export(uri, tmp_path / "r", "--outliers", "6")
+    assert removed.exit_code == 0, removed.output
+    assert f"outlier removed: {outlier_id}" in removed.output
+    assert "robust SDs" in removed.output
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert list(manifest["removed"]["outliers"]) == [outlier_id]
+    assert sum(manifest["counts"].values()) == 49
+    kept = _export(uri, tmp_path / "k", "--outliers", "6", "--keep-outliers")
+    assert f"outlier kept: {outlier_id}" in kept.output
+    assert sum(json.loads((tmp_path / "k" / "manifest.json").read_text())["counts"].values()) == 50
+
+
+def test_bad_requests_exit_2_with_a_reason(labelled_campaign, tmp_path):
+    uri = labelled_campaign[0]
+    for args, message in (
+        (["--split", "0.9,0.2,0"], "summing to 1"),
+        (["--format", "csv"], "unknown format"),
+        (["--system", "nosuch"], "no successfully labelled structure"),
+    ):
+        result = _export(uri, tmp_path / "x", *args)
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = runner.invoke(app, ["export", "nosuch", "--out", str(tmp_path / "y"), "--db", uri])
+    assert result.exit_code == 2 and "no campaign named 'nosuch'" in result.output
+
+
+def test_ase_db_export_opens_with_the_ase_db_command(labelled_campaign, tmp_path):
+    uri = labelled_campaign[0]
+    assert _export(uri, tmp_path / "d", "--format", "ase-db").exit_code == 0
+    ase = shutil.which("ase", path=str(Path(sys.executable).parent))
+    assert ase is not None
+    shown = subprocess.run(
+        [ase, "db", str(tmp_path / "d" / "dataset.db"), "-L", "60"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Rows: 50" in shown.stdout
+    for key in ("REF_energy", "config_type", "structure_id", "label_settings_hash", "split"):
+        assert key in shown.stdout, shown.stdout
+    import ase.db
+
+    row = next(ase.db.connect(str(tmp_path / "d" / "dataset.db")).select(config_type="water"))
+    assert row.data[REF_FORCES].shape == (3, 3)
+
+
+@pytest.mark.slow
+def test_mace_run_train_trains_on_the_export_directly(labelled_campaign, tmp_path):
+    """The real consumer: mace's own command line, on the files as written."""
+    uri = labelled_campaign[0]
+    out = tmp_path / "m"
+    assert _export(uri, out, "--format", "extxyz").exit_code == 0
+    mace = shutil.which("mace_run_train", path=str(Path(sys.executable).parent))
+    assert mace is not None
+    run = subprocess.run(
+        [
+            mace,
+            "--name=exported",
+            f"--train_file={out / 'train.xyz'}",
+            f"--valid_file={out / 'valid.xyz'}",
+            f"--test_file={out / 'test.xyz'}",
+            "--energy_key=REF_energy",
+            "--forces_key=REF_forces",
+            "--E0s=average",
+            "--model=MACE",
+            "--num_channels=8",
+            "--max_L=0",
+            "--r_max=4.0",
+            "--max_num_epochs=2",
+            "--batch_size=5",
+            "--device=cpu",
+            "--default_dtype=float64",
+            f"--work_dir={tmp_path / 'mace'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (tmp_path / "mace" / "exported.model").is_file()
+    # MACE read every split and grouped the test frames by config_type (the system).
+    assert "train=40, valid=5, tests=[water_Default: 3, water-hot_Default: 2]" in run.stdout
