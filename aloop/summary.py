@@ -161,27 +161,33 @@ def lineage_panel(info: dict) -> Any:
     parts: list[Any] = [head]
     for lab in info["labels"]:
         s = lab["settings"]
-        level = f"{s.get('xc') if s.get('method') == 'DFT' else s.get('method')}/{s.get('basis')}"
-        t = Table(title=f"label {lab['status']} at {level} ({lab['settings_hash'][:12]})")
-        for col in ("SCF strategy", "cycles", "converged", "dE (Ha)", "s", "error"):
-            t.add_column(col)
-        for a in lab["scf_attempts"]:
-            t.add_row(
-                a.get("strategy", ""),
-                str(a.get("cycles", "")),
-                str(a.get("converged", "")),
-                f"{a['energy_change']:.1e}" if a.get("energy_change") is not None else "",
-                f"{a['seconds']:.2f}" if a.get("seconds") is not None else "",
-                (a.get("error") or "")[:60],
-            )
+        method = s.get("xc") if s.get("method") == "DFT" else s.get("method")
+        level = f"{method}/{s.get('basis') or s.get('pbc_basis')}" if method else "?"
         energy = f"{lab['energy']:.6f} eV" if lab["energy"] is not None else "-"
-        t.caption = (
-            f"energy {energy}, max |F| "
-            + (f"{lab['max_force']:.3f} eV/Å" if lab["max_force"] is not None else "-")
-            + f", {lab['wall_time'] or 0:.2f} s on {lab['host']}"
-            + (f"; error: {lab['error']}" if lab["error"] else "")
+        fmax = f"{lab['max_force']:.3f} eV/Å" if lab["max_force"] is not None else "-"
+        line = (
+            f"label {lab['status']} at {level} (settings {lab['settings_hash'][:12]}): "
+            f"energy {energy}, max |F| {fmax}, {lab['wall_time'] or 0:.2f} s on {lab['host']}"
         )
-        parts.append(t)
+        if lab["error"]:
+            line += f"; error: {lab['error']}"
+        if s.get("imported_from"):
+            line += f"; imported from {s['imported_from']}"
+        parts.append(line)
+        if lab["scf_attempts"]:
+            t = Table()
+            for col in ("SCF strategy", "cycles", "converged", "dE (Ha)", "s", "error"):
+                t.add_column(col)
+            for a in lab["scf_attempts"]:
+                t.add_row(
+                    a.get("strategy", ""),
+                    str(a.get("cycles", "")),
+                    str(a.get("converged", "")),
+                    f"{a['energy_change']:.1e}" if a.get("energy_change") is not None else "",
+                    f"{a['seconds']:.2f}" if a.get("seconds") is not None else "",
+                    (a.get("error") or "")[:60],
+                )
+            parts.append(t)
     if not info["labels"]:
         parts.append("not labelled")
     models = info["trained_models"]
