@@ -311,6 +311,11 @@ def export(
     )
     try:
         source = DatabaseSource(query)
+    except ExportError as exc:
+        connection.disconnect()
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -331,6 +336,7 @@ def export(
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
     finally:
+        source.close()
         connection.disconnect()
     counts = result.manifest["counts"]
     typer.echo(

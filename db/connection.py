@@ -131,7 +131,17 @@ def connect(uri: str | None = None, alias: str = "default") -> Target:
             tz_aware=True,
         )
     _ensure_indexes()
+    _targets[alias] = target
     return target
+
+
+#: The target each alias is connected to (for backend-specific fast paths).
+_targets: dict[str, Target] = {}
+
+
+def current_target(alias: str = "default") -> Target | None:
+    """Where the alias is connected, or None."""
+    return _targets.get(alias)
 
 
 def _ping(target: Target, alias: str) -> None:
@@ -165,6 +175,7 @@ def disconnect(alias: str = "default") -> None:
     from db.documents import ALL_DOCUMENTS
 
     mongoengine.disconnect(alias)
+    _targets.pop(alias, None)
     for doc in ALL_DOCUMENTS:
         doc._collection = None
 

@@ -3,8 +3,11 @@ records in batches, and the Dataset document that records an export."""
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,10 +16,8 @@ from mongoengine.connection import get_db
 from aloop.dataset.export import ExportError, ExportResult, Summary
 from aloop.versions import code_versions
 from db.arrays import decode_array
-from db.documents import Campaign, Dataset, Label, Structure
-
-#: Ids per ``$in`` query.
-BATCH = 1000
+from db.documents import Campaign, Dataset
+from db.scan import scan
 
 
 @dataclass
@@ -37,20 +38,52 @@ class ExportQuery:
 
 
 class DatabaseSource:
-    """:class:`aloop.dataset.export.Source` over the documents of db/."""
+    """:class:`aloop.dataset.export.Source` over the documents of db/.
 
-    def __init__(self, query: ExportQuery) -> None:
+    Each collection is read once, as one streaming query (per-id lookups are what make
+    an embedded store slow). The first pass copies the matching labels and structures
+    into a temporary SQLite file keyed by structure id, so the writing pass can fetch
+    them in any order and memory holds only the small per-structure summaries. Use it as
+    a context manager: the temporary file goes away on exit.
+    """
+
+    def __init__(self, query: ExportQuery, fast: bool = True) -> None:
         self.query = query
+        self.fast = fast
         found = {c.name: c for c in Campaign.objects(name__in=query.campaigns).only("name")}
         missing = [n for n in query.campaigns if n not in found]
         if missing:
             raise ExportError(f"no campaign named {', '.join(map(repr, missing))}")
         self.campaigns = {c.id: c.name for c in found.values()}
-        self._label_of: dict[str, Any] = {}
         self._settings: dict[str, dict] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="aloop-export-")
+        self._join = sqlite3.connect(Path(self._tmp.name) / "join.db")
+        self._join.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+            "CREATE TABLE lab(sid TEXT PRIMARY KEY, energy REAL, forces BLOB, stress BLOB,"
+            " hash TEXT);"
+            "CREATE TABLE st(sid TEXT PRIMARY KEY, campaign TEXT, system TEXT, numbers BLOB,"
+            " positions BLOB, cell BLOB, pbc INTEGER, charge INTEGER, mult INTEGER,"
+            " iteration INTEGER, origin TEXT, fdev REAL);"
+        )
+
+    def __enter__(self) -> DatabaseSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the temporary join file."""
+        self._join.close()
+        self._tmp.cleanup()
+
+    def _campaign_match(self) -> Any:
+        ids = list(self.campaigns)
+        return ids[0] if len(ids) == 1 else {"$in": ids}
 
     def _structure_filter(self) -> dict:
-        q: dict[str, Any] = {"campaign": {"$in": list(self.campaigns)}}
+        q: dict[str, Any] = {"campaign": self._campaign_match()}
         if self.query.systems:
             q["system"] = {"$in": self.query.systems}
         if self.query.iterations:
@@ -62,7 +95,7 @@ class DatabaseSource:
         return q
 
     def _label_filter(self) -> dict:
-        q: dict[str, Any] = {"campaign": {"$in": list(self.campaigns)}, "status": "ok"}
+        q: dict[str, Any] = {"campaign": self._campaign_match(), "status": "ok"}
         if self.query.settings_hashes:
             q["settings_hash"] = {"$in": self.query.settings_hashes}
         if self.query.methods:
@@ -73,81 +106,118 @@ class DatabaseSource:
             ]
         return q
 
+    def _copy(self, table: str, rows: list[tuple]) -> None:
+        marks = ",".join("?" * len(rows[0]))
+        self._join.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", rows)
+        rows.clear()
+
     def summaries(self) -> Iterator[Summary]:
         """One summary per successfully labelled structure the query selects."""
         db = get_db()
-        structures = Structure._get_collection()
-        cursor = Label._get_collection().find(
-            self._label_filter(),
-            {"structure": 1, "energy": 1, "forces": 1, "settings_hash": 1, "settings": 1},
-        )
-        batch: list[dict] = []
-
-        def flush() -> Iterator[Summary]:
-            ids = [d["structure"] for d in batch]
-            meta = {
-                d["_id"]: d
-                for d in structures.find(
-                    {"_id": {"$in": ids}, **self._structure_filter()}, {"system": 1, "hash": 1}
+        scalars: dict[str, tuple[str, float, float]] = {}
+        rows: list[tuple] = []
+        for d in scan("labels", self._label_filter(), fast=self.fast):
+            sid = d["structure"]
+            if sid in scalars:  # a second settings hash for this structure
+                scalars[sid] = (*scalars[sid][:2], float("nan"))
+                continue
+            forces = decode_array(d["forces"], db)
+            stress = decode_array(d["stress"], db) if d.get("stress") else None
+            self._settings.setdefault(d["settings_hash"], d.get("settings") or {})
+            scalars[sid] = (
+                d["settings_hash"],
+                float(d["energy"]) / len(forces),
+                float(np.max(np.linalg.norm(forces, axis=1))),
+            )
+            rows.append(
+                (
+                    sid,
+                    float(d["energy"]),
+                    forces.astype("<f8").tobytes(),
+                    None if stress is None else stress.astype("<f8").tobytes(),
+                    d["settings_hash"],
                 )
-            }
-            for d in batch:
-                m = meta.get(d["structure"])
-                if m is None:
-                    continue
-                forces = decode_array(d["forces"], db)
-                self._label_of[d["structure"]] = d["_id"]
-                self._settings.setdefault(d["settings_hash"], d.get("settings") or {})
-                yield Summary(
-                    structure_id=d["structure"],
-                    system=m["system"],
-                    content_hash=m["hash"],
-                    settings_hash=d["settings_hash"],
-                    energy_per_atom=float(d["energy"]) / len(forces),
-                    max_force=float(np.max(np.linalg.norm(forces, axis=1))),
+            )
+            if len(rows) >= 1000:
+                self._copy("lab", rows)
+        if rows:
+            self._copy("lab", rows)
+        mixed = [sid for sid, v in scalars.items() if v[2] != v[2]]
+        if mixed:
+            raise ExportError(
+                f"{len(mixed)} structure(s) have labels at more than one settings hash "
+                f"(e.g. {mixed[0]}): choose one with --settings-hash or --method"
+            )
+        for d in scan("structures", self._structure_filter(), fast=self.fast):
+            sid = d["_id"]
+            if sid not in scalars:
+                continue
+            numbers = decode_array(d["numbers"], db)
+            rows.append(
+                (
+                    sid,
+                    self.campaigns[d["campaign"]],
+                    d["system"],
+                    numbers.astype("<i8").tobytes(),
+                    decode_array(d["positions"], db).astype("<f8").tobytes(),
+                    decode_array(d["cell"], db).astype("<f8").tobytes(),
+                    sum(1 << i for i, p in enumerate(d["pbc"]) if p),
+                    d.get("charge", 0),
+                    d.get("multiplicity", 1),
+                    d.get("iteration", 0),
+                    d["origin"],
+                    (d.get("uncertainty") or {}).get("force_dev_max"),
                 )
-            batch.clear()
-
-        for d in cursor:
-            batch.append(d)
-            if len(batch) >= BATCH:
-                yield from flush()
-        if batch:
-            yield from flush()
+            )
+            if len(rows) >= 1000:
+                self._copy("st", rows)
+            settings_hash, epa, fmax = scalars[sid]
+            yield Summary(
+                structure_id=sid,
+                system=d["system"],
+                content_hash=d["hash"],
+                settings_hash=settings_hash,
+                energy_per_atom=epa,
+                max_force=fmax,
+            )
+        if rows:
+            self._copy("st", rows)
+        self._join.commit()
 
     def records(self, ids: Sequence[str]) -> Iterator[dict]:
         """Full records for ``ids`` (in that order): geometry, label and provenance."""
-        db = get_db()
-        label_ids = [self._label_of[i] for i in ids]
-        labels = {
-            d["structure"]: d
-            for d in Label._get_collection().find(
-                {"_id": {"$in": label_ids}},
-                {"structure": 1, "energy": 1, "forces": 1, "stress": 1, "settings_hash": 1},
-            )
-        }
-        structures = {
-            d["_id"]: d for d in Structure._get_collection().find({"_id": {"$in": list(ids)}})
-        }
+        found = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self._join.execute(
+                "SELECT st.sid, campaign, system, numbers, positions, cell, pbc, charge, mult,"
+                " iteration, origin, fdev, energy, forces, stress, hash"
+                f" FROM st JOIN lab ON st.sid = lab.sid WHERE st.sid IN ({marks})",
+                chunk,
+            ):
+                found[row[0]] = row
         for sid in ids:
-            s, lab = structures[sid], labels[sid]
+            (_, camp, system, numbers, pos, cell, pbc, charge, mult, it, origin, fdev, energy,
+             forces, stress, settings_hash) = found[sid]  # fmt: skip
+            z = np.frombuffer(numbers, dtype="<i8")
             yield {
                 "structure_id": sid,
-                "campaign": self.campaigns[s["campaign"]],
-                "numbers": decode_array(s["numbers"], db),
-                "positions": decode_array(s["positions"], db),
-                "cell": decode_array(s["cell"], db),
-                "pbc": s["pbc"],
-                "charge": s.get("charge", 0),
-                "multiplicity": s.get("multiplicity", 1),
-                "system": s["system"],
-                "iteration": s.get("iteration", 0),
-                "origin": s["origin"],
-                "force_dev_max": (s.get("uncertainty") or {}).get("force_dev_max"),
-                "energy": lab["energy"],
-                "forces": decode_array(lab["forces"], db),
-                "stress": decode_array(lab["stress"], db) if lab.get("stress") else None,
-                "settings_hash": lab["settings_hash"],
+                "campaign": camp,
+                "numbers": z,
+                "positions": np.frombuffer(pos, dtype="<f8").reshape(len(z), 3),
+                "cell": np.frombuffer(cell, dtype="<f8").reshape(3, 3),
+                "pbc": [bool(pbc >> i & 1) for i in range(3)],
+                "charge": charge,
+                "multiplicity": mult,
+                "system": system,
+                "iteration": it,
+                "origin": origin,
+                "force_dev_max": fdev,
+                "energy": energy,
+                "forces": np.frombuffer(forces, dtype="<f8").reshape(len(z), 3),
+                "stress": None if stress is None else np.frombuffer(stress, dtype="<f8"),
+                "settings_hash": settings_hash,
             }
 
     def label_settings(self) -> dict[str, dict]:

@@ -1,0 +1,86 @@
+"""Streaming a whole collection through a simple query, fast on the embedded store.
+
+The embedded store evaluates queries in Python with a per-document cost of tens of
+microseconds (copying, index upkeep); a full export reads every label and structure of a
+campaign, which that cost makes the bottleneck. On the embedded store this module reads
+the collection's SQLite file directly, read-only, and decodes the BSON documents with
+pymongo's C decoder: the store's own layout (one ``documents`` table of BSON blobs per
+collection file, litemongo's SQLite engine), checked before use, with the ordinary query
+as the fallback. Queries are the subset the export uses: equality, ``$in`` and ``$or``,
+with dotted paths.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import bson
+from mongoengine.connection import get_db
+
+from db import connection
+
+_MISSING = object()
+
+
+def _get(doc: dict, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return _MISSING
+        doc = doc[part]
+    return doc
+
+
+def _field_matches(value: Any, condition: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    if isinstance(condition, dict) and "$in" in condition:
+        wanted = condition["$in"]
+        return any(v in wanted for v in values)
+    return any(v == condition for v in values)
+
+
+def matches(doc: dict, query: dict) -> bool:
+    """Whether ``doc`` satisfies ``query`` (equality, ``$in``, ``$or``; dotted paths)."""
+    for key, condition in query.items():
+        if key == "$or":
+            if not any(matches(doc, sub) for sub in condition):
+                return False
+            continue
+        value = _get(doc, key)
+        if value is _MISSING or not _field_matches(value, condition):
+            return False
+    return True
+
+
+def _embedded_file(collection: str) -> Any:
+    target = connection.current_target()
+    if target is None or target.kind != "embedded" or target.path is None:
+        return None
+    path = target.path / target.db_name / collection
+    if not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        cols = [r[1] for r in con.execute("PRAGMA table_info(documents)")]
+    except sqlite3.Error:
+        return None
+    if "doc" not in cols:
+        con.close()
+        return None
+    return con
+
+
+def scan(collection: str, query: dict, fast: bool = True) -> Iterator[dict]:
+    """Every document of ``collection`` matching ``query``, streamed in natural order."""
+    con = _embedded_file(collection) if fast else None
+    if con is None:
+        yield from get_db()[collection].find(query)
+        return
+    try:
+        for (blob,) in con.execute("SELECT doc FROM documents ORDER BY ROWID"):
+            doc = bson.decode(blob)
+            if matches(doc, query):
+                yield doc
+    finally:
+        con.close()
