@@ -7,7 +7,7 @@ VENV := .venv
 WIRE := .venv-wire
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install install-wire bench-db clean
+.PHONY: demo test lint install install-wire install-browser bench-db clean
 
 install: $(VENV)/.installed
 install-wire: $(WIRE)/.installed
@@ -31,6 +31,11 @@ $(WIRE)/.installed:
 	$(WIRE)/bin/python -m pip install --quiet 'mongoeco[wire]>=4.11'
 	touch $@
 
+# Debian's chromium for the dashboard's browser tests (Playwright drives it; it never
+# downloads a browser of its own). Needs root, as on CI and the development machines.
+install-browser:
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 demo: install
 	$(BIN)/aloop run configs/demo-water.yaml
 
@@ -39,8 +44,8 @@ lint: install
 	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collects nothing, which fails this target like any other error.
-test: lint install-wire
-	ALOOP_REQUIRE_WIRE=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
+test: lint install-wire install-browser
+	ALOOP_REQUIRE_WIRE=1 ALOOP_REQUIRE_BROWSER=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
 
 bench-db: install install-wire
 	ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python benchmarks/db_bench.py

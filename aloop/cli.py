@@ -463,3 +463,28 @@ def show(
         _err(f"no structure {structure_id!r}")
         raise typer.Exit(EXIT_USAGE)
     Console().print(lineage_panel(info))
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8050,
+    refresh: Annotated[float, typer.Option(help="Seconds between page refreshes.")] = 5.0,
+    db_uri: Annotated[str | None, _DB_OPTION] = None,
+) -> None:
+    """Serve the read-only learning-loop dashboard (pages and a JSON API under /api)."""
+    import uvicorn
+
+    from aloop.settings import resolve_db_uri
+    from dashboard.app import create_app
+    from db import connection
+
+    try:
+        app_ = create_app(db_uri or resolve_db_uri(), refresh_s=refresh)
+    except connection.DatabaseUnavailable as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_FAILED) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        _err(f"warning: serving on {host}: anyone who can reach it can read the campaigns")
+    typer.echo(f"aloop dashboard on http://{host}:{port} (Ctrl-C stops it)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")

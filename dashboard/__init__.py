@@ -1,0 +1,1 @@
+"""The read-only learning-loop dashboard (``aloop dashboard``)."""

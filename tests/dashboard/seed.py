@@ -1,0 +1,117 @@
+"""A seeded database for the dashboard tests and benchmark: campaigns with iterations
+whose statistics follow known formulas, so a test knows every number a page must show."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.build import molecule
+
+from aloop.records import LabelRecord, StructureRecord
+from db import repository as repo
+from db.documents import STAGES
+
+CONFIG_STOP = {"accurate_ratio": 0.95, "patience": 2, "max_iterations": 60}
+
+
+def expected(k: int) -> dict:
+    """The statistics seeded for exploring iteration ``k`` (k >= 1)."""
+    sampled = 100 + 10 * k
+    ratio = min(0.97, 0.3 + 0.06 * k)
+    accurate = round(sampled * ratio)
+    failed = 5 if k < 4 else 0
+    edges = np.linspace(0, 0.6, 21)
+    counts = np.bincount(np.arange(sampled) % 20, minlength=20)
+    return {
+        "sampled": sampled,
+        "accurate": accurate,
+        "candidate": sampled - accurate - failed,
+        "failed": failed,
+        "accurate_ratio": accurate / sampled,
+        "selected": 8,
+        "labelled": 8 - (k % 2),
+        "label_failures": k % 2,
+        "label_failure_reasons": {"SCF did not converge": 1} if k % 2 else {},
+        "dft_wall_s": 12.5 + k,
+        "committee_error": {"n": 8, "forces_rmse": 0.5 / (k + 1), "energy_rmse_per_atom": 0.01},
+        "systems": [
+            {
+                "name": "water",
+                "sampled": sampled,
+                "accurate": accurate,
+                "candidate": sampled - accurate - failed,
+                "failed": failed,
+                "accurate_ratio": accurate / sampled,
+                "candidate_ratio": (sampled - accurate - failed) / sampled,
+                "failed_ratio": failed / sampled,
+                "trust_lo": 0.05,
+                "trust_hi": 0.3,
+                "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+            }
+        ],
+    }
+
+
+SEED_LABELS = 13
+
+
+def add_iteration(campaign, k: int, structures: int = 8, done: bool = True) -> list[str]:
+    """Iteration ``k`` with its stats, ``structures`` selected frames and their labels."""
+    it = repo.get_or_create_iteration(campaign, k)
+    stats = expected(k) if k else {"seeded": SEED_LABELS, "selected": SEED_LABELS,
+                                     "labelled": SEED_LABELS, "label_failures": 0,
+                                     "dft_wall_s": 4.0}  # fmt: skip
+    repo.update_iteration_stats(it, stats)
+    for stage in STAGES:
+        repo.set_stage(it, stage, "running")
+        if done:
+            repo.set_stage(it, stage, "done")
+    rng = np.random.default_rng(1000 + k)
+    recs = []
+    for i in range(structures):
+        a = molecule("H2O")
+        a.positions += rng.normal(scale=0.05, size=(3, 3))
+        recs.append(
+            StructureRecord.from_atoms(
+                a,
+                "water",
+                "md" if k else "rattled",
+                iteration=k,
+                lineage={"walker": i, "temperature": 300.0, "md_step": 10 * (i + 1)},
+                uncertainty={"force_dev_max": 0.1 + 0.01 * i},
+                verdict="selected",
+                verdict_reason="diverse candidate (fps)",
+            )
+        )
+    ids = repo.insert_structures(campaign, recs).ids
+    if k % 2:
+        repo.record_label(
+            campaign,
+            LabelRecord(
+                structure_id=ids[0],
+                settings_hash="h" * 64,
+                status="failed",
+                error=f"SCF did not converge (iteration {k})",
+                iteration=k,
+            ),
+        )
+    return ids
+
+
+def seed_campaigns(names=("water-a", "water-b", "water-c"), iterations: int = 12) -> dict:
+    """Campaigns ``names`` with iterations 0..``iterations``; returns {name: campaign}."""
+    out = {}
+    for j, name in enumerate(names):
+        config = {"campaign": name, "stop": CONFIG_STOP}
+        campaign, _ = repo.get_or_create_campaign(name, config, f"{j}" * 64)
+        n = iterations - j  # campaigns of different lengths
+        for k in range(n + 1):
+            add_iteration(campaign, k)
+        repo.set_campaign_status(campaign, "running" if j == 0 else "stopped",
+                                 "" if j == 0 else "iteration cap reached")  # fmt: skip
+        out[name] = campaign
+    return out
+
+
+def dataset_size(n: int) -> int:
+    """Labelled structures after iterations 0..n."""
+    return SEED_LABELS + sum(expected(k)["labelled"] for k in range(1, n + 1))
