@@ -4,6 +4,7 @@ records in batches, and the Dataset document that records an export."""
 from __future__ import annotations
 
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -174,9 +175,10 @@ class DatabaseSource:
             settings_hash, epa, fmax = scalars[sid]
             yield Summary(
                 structure_id=sid,
-                system=d["system"],
+                # Interned: one string per system and settings hash, not one per row.
+                system=sys.intern(d["system"]),
                 content_hash=d["hash"],
-                settings_hash=settings_hash,
+                settings_hash=sys.intern(settings_hash),
                 energy_per_atom=epa,
                 max_force=fmax,
             )

@@ -36,6 +36,8 @@ from db.documents import (
 
 #: Documents per insert_many call: bounded memory, few round trips.
 INSERT_BATCH = 1000
+#: Ids per ``$in`` lookup (see insert_structures).
+LOOKUP = 100
 
 
 class ConfigChangeRefused(RuntimeError):
@@ -234,7 +236,13 @@ def insert_structures(
 
     def flush() -> None:
         batch_ids = [structure_id(campaign.id, r.hash) for r in batch]
-        known = {d["_id"] for d in coll.find({"_id": {"$in": batch_ids}}, {"_id": 1})}
+        # Looked up LOOKUP ids at a time: the embedded store checks ``$in`` against the
+        # whole list for every candidate, a cost that grows with the square of its length.
+        known = {
+            d["_id"]
+            for i in range(0, len(batch_ids), LOOKUP)
+            for d in coll.find({"_id": {"$in": batch_ids[i : i + LOOKUP]}}, {"_id": 1})
+        }
         docs = []
         for rec, sid in zip(batch, batch_ids, strict=True):
             ids.append(sid)

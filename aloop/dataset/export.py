@@ -31,7 +31,7 @@ FORMATS = ("extxyz", "ase-db")
 BATCH = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Summary:
     """What the first pass needs of one labelled structure."""
 

@@ -1,0 +1,113 @@
+"""Dashboard response times on a big campaign: 50 iterations, 100,000 structures.
+
+    python benchmarks/dashboard_bench.py [--iterations 50] [--structures 100000]
+
+Seeds an embedded store (the tests' seeding: iterations with full statistics, their
+selected structures and labels, one failed label every other iteration), starts the real
+`aloop dashboard` in its own process and times, over HTTP: the campaigns list API, the
+campaign API, the campaign page, a structure page and its API. Each is timed cold (the
+first request, when the store builds its in-memory indexes) and warm (median of 20).
+Results: stdout and benchmarks/results/dashboard_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def seed(uri: str, iterations: int, structures: int) -> str:
+    """One campaign of ``iterations`` exploring iterations holding ``structures``."""
+    from db import connection
+    from db import repository as repo
+    from tests.dashboard.seed import CONFIG_STOP, add_iteration
+
+    connection.connect(uri)
+    campaign, _ = repo.get_or_create_campaign(
+        "big", {"campaign": "big", "stop": CONFIG_STOP}, "b" * 64
+    )
+    per = structures // (iterations + 1)
+    for k in range(iterations + 1):
+        add_iteration(campaign, k, structures=per)
+    sid = next(repo.iter_structures(campaign, iteration=iterations))["_id"]
+    connection.disconnect()
+    return sid
+
+
+def timed(url: str) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=120) as r:
+        r.read()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--structures", type=int, default=100_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="aloop-dash-bench-"))
+    uri = f"embedded://{work / 'db'}"
+    t0 = time.perf_counter()
+    sid = seed(uri, args.iterations, args.structures)
+    seeded = time.perf_counter() - t0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aloop", "dashboard", "--port", str(port), "--db", uri],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(base + "/api", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        rows = {}
+        for name, path in (
+            ("campaign API", "/api/campaigns/big"),
+            ("campaign page (HTML)", "/campaigns/big"),
+            ("campaigns list API", "/api/campaigns"),
+            ("structure API", f"/api/structures/{sid}"),
+            ("structure page (HTML)", f"/structures/{sid}"),
+        ):
+            cold = timed(base + path)
+            warm = statistics.median(timed(base + path) for _ in range(20))
+            rows[name] = {"cold_s": round(cold, 4), "warm_median_s": round(warm, 4)}
+            print(f"{name:24s} cold {cold:7.3f} s   warm {warm:7.4f} s", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait()
+    out = {
+        "iterations": args.iterations,
+        "structures": args.structures,
+        "seed_s": round(seeded, 1),
+        "requests": rows,
+    }
+    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
+    (ROOT / "benchmarks" / "results" / "dashboard_bench.json").write_text(
+        json.dumps(out, indent=2) + "\n"
+    )
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
