@@ -40,6 +40,18 @@ def _err(message: str) -> None:
     typer.secho(message, err=True, fg=typer.colors.RED)
 
 
+def _load_config(config: Path):
+    """The validated campaign file, or exit 2 printing one line per problem."""
+    from aloop.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            _err(f"{config}: {problem}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"aloop {__version__}")
@@ -63,15 +75,9 @@ def validate(
     config: Annotated[Path, typer.Argument(help="Campaign YAML file.")],
 ) -> None:
     """Check a campaign file and print a summary, or every error with its key path."""
-    from aloop.config import ConfigError, load_config
     from aloop.summary import config_summary
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            _err(f"{config}: {problem}")
-        raise typer.Exit(EXIT_USAGE) from None
+    cfg = _load_config(config)
     typer.echo(config_summary(cfg))
 
 
@@ -134,14 +140,8 @@ def run(
     codes: 0 converged or stopped by a rule, 1 failed (database, infrastructure, too few
     labels), 2 invalid file or refused config change, 130 interrupted (re-run resumes).
     """
-    from aloop.config import ConfigError, load_config
 
-    try:
-        load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            _err(f"{config}: {problem}")
-        raise typer.Exit(EXIT_USAGE) from None
+    _load_config(config)
     for key, value in _PREFECT_LOCAL_DEFAULTS.items():
         if not (verbose and key == "PREFECT_LOGGING_LEVEL"):
             os.environ.setdefault(key, value)
@@ -376,19 +376,13 @@ def import_(
     source file and its sha256 are recorded on each label. Unlabelled frames become
     initial structures, labelled by the next `aloop run`.
     """
-    from aloop.config import ConfigError, load_config
     from aloop.dataset.importing import UNITS, read_frames
     from aloop.structures import load_system_structures
     from db import connection, repository
     from db.importing import ImportRefused, import_frames
     from dft.settings import LabelSettings
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            _err(f"{config}: {problem}")
-        raise typer.Exit(EXIT_USAGE) from None
+    cfg = _load_config(config)
     names = [s.name for s in cfg.systems]
     if system is None and len(names) == 1:
         system = names[0]

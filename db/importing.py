@@ -4,11 +4,11 @@ at the campaign's settings hash, marked with the file they came from."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aloop.dataset.export import sha256_file
 from aloop.dataset.importing import ImportedFrame
 from aloop.records import LabelRecord, StructureRecord
 from db import repository as repo
@@ -29,15 +29,6 @@ class ImportResult:
     to_label: int = 0
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of the source file (recorded on each imported label)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def import_frames(
     campaign: Campaign,
     frames: Iterable[ImportedFrame],
@@ -56,7 +47,7 @@ def import_frames(
     """
     it0 = Iteration.objects(campaign=campaign.id, index=0).only("stages").first()
     labelling_done = it0 is not None and it0.stages["label"].status == "done"
-    digest = file_sha256(source)
+    digest = sha256_file(source)
     result = ImportResult()
     pending: list[tuple[StructureRecord, ImportedFrame]] = []
     for frame in frames:

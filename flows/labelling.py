@@ -24,7 +24,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from dft.batch import LabelTask, _failure, default_layout
+from dft.batch import LabelTask, _failure, _run_one, default_layout
 from dft.label import label_structure
 from dft.pool import LabelPool, WorkerLost
 
@@ -57,14 +57,7 @@ def label_one(job: LabelTask, settings: LabelSettings, threads: int = 1) -> Labe
     from pyscf import lib
 
     lib.num_threads(threads)
-    return label_structure(
-        job.structure_id,
-        job.atoms,
-        settings,
-        charge=job.charge,
-        multiplicity=job.multiplicity,
-        threads=threads,
-    )
+    return _run_one(label_structure, job, settings, threads)
 
 
 class PrefectLabeller:
