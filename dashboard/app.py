@@ -28,7 +28,7 @@ API_INDEX = {
     "timings, sampled/accurate/candidate/failed counts and ratios per system, deviation "
     "histograms with trust windows, selected, labelled, label failures, DFT wall time, "
     "committee error on the newly labelled frames, cumulative dataset size), recent label "
-    "failures with reasons, the latest iteration's selected structures",
+    "failures with reasons, the latest iteration's labelled structures",
     "/api/structures/{id}": "one structure: lineage as `aloop show`, and its geometry",
 }
 
@@ -142,7 +142,7 @@ def create_app(db_uri: str | None = None, refresh_s: float = 5.0) -> FastAPI:
 <div class="plot wide" id="plot-hist"></div>
 </div>
 <h2>Label failures</h2><div id="failures"></div>
-<h2>Selected in the latest iteration</h2><div id="selected"></div>"""
+<h2>Labelled in the latest iteration</h2><div id="selected"></div>"""
         return _page(name, body, "aloop.campaignPage();", {**common, "campaign": name})
 
     @app.get("/structures/{structure_id}", response_class=HTMLResponse, include_in_schema=False)

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from db.documents import Campaign, Dataset, Label, Model, Structure
+from db.scan import get_many
 
 
 def structure_lineage(structure_id: str) -> dict[str, Any] | None:
     """Everything recorded about one structure, as plain data; None if there is none."""
-    s = Structure.objects(id=structure_id).first()
-    if s is None:
+    found = get_many("structures", [structure_id])  # by key: fast on any collection size
+    if structure_id not in found:
         return None
+    s = Structure._from_son(found[structure_id])
     campaign = Campaign.objects(id=s.campaign.id).only("name").first()
     lineage = s.lineage.to_mongo().to_dict() if s.lineage else {}
     lineage["committee"] = [str(c) for c in lineage.get("committee", [])]

@@ -12,6 +12,7 @@ from typing import Any
 
 from db.documents import Campaign, Iteration, Label, Structure
 from db.lineage import structure_lineage
+from db.scan import get_many
 
 STAGES = ("train", "explore", "select", "label")
 #: Rows in the bounded lists of the campaign page.
@@ -144,20 +145,25 @@ def campaign_view(name: str) -> dict | None:
         .sort("created_at", -1)
         .limit(LIST_LIMIT)
     ]
+    # The latest iteration's labelled structures, found through the labels (a campaign
+    # labels far fewer structures than it samples) and fetched by key.
     last = rows[-1]["index"] if rows else 0
+    labelled = [
+        lab["structure"]
+        for lab in Label._get_collection()
+        .find({"campaign": c.id, "iteration": last}, {"structure": 1})
+        .limit(LIST_LIMIT)
+    ]
+    docs = get_many("structures", labelled)
     selected = [
         {
-            "structure_id": d["_id"],
-            "system": d["system"],
-            "iteration": d["iteration"],
-            "force_dev_max": (d.get("uncertainty") or {}).get("force_dev_max"),
+            "structure_id": sid,
+            "system": docs[sid]["system"],
+            "iteration": docs[sid].get("iteration"),
+            "force_dev_max": (docs[sid].get("uncertainty") or {}).get("force_dev_max"),
         }
-        for d in Structure._get_collection()
-        .find(
-            {"campaign": c.id, "iteration": last, "verdict": "selected"},
-            {"system": 1, "iteration": 1, "uncertainty": 1},
-        )
-        .limit(LIST_LIMIT)
+        for sid in labelled
+        if sid in docs
     ]
     return {
         "campaign": _campaign_head(c, rows),
@@ -172,7 +178,7 @@ def structure_view(structure_id: str) -> dict | None:
     info = structure_lineage(structure_id)
     if info is None:
         return None
-    s = Structure.objects.only("numbers", "positions", "cell", "pbc").get(id=structure_id)
+    s = Structure._from_son(get_many("structures", [structure_id])[structure_id])
     info["geometry"] = {
         "numbers": s.numbers.tolist(),
         "positions": s.positions.tolist(),

@@ -45,6 +45,7 @@ def test_api_returns_the_seeded_numbers_and_nothing_writes(dashboard):
         assert row["systems"][0]["histogram"]["counts"] == want["systems"][0]["histogram"]["counts"]
     assert len(view["label_failures"]) == 6  # odd iterations 1..11
     assert {r["reason"] for r in view["label_failures"]} >= {"SCF did not converge (iteration 11)"}
+    assert [r["iteration"] for r in view["selected"]] == [12] * 8
     assert _get(dashboard + "/api/campaigns/nosuch")[0] == 404
     # Read-only: no route accepts a write.
     req = urllib.request.Request(dashboard + "/api/campaigns", data=b"{}", method="POST")
