@@ -482,3 +482,53 @@ def dashboard(
         _err(f"warning: serving on {host}: anyone who can reach it can read the campaigns")
     typer.echo(f"aloop dashboard on http://{host}:{port} (Ctrl-C stops it)")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+db_app = typer.Typer(help="Database operations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("copy")
+def db_copy(
+    source: Annotated[str, typer.Argument(help="URI to copy from (e.g. embedded://PATH).")],
+    target: Annotated[str, typer.Argument(help="URI to copy to (e.g. mongodb://...).")],
+    campaign: Annotated[
+        list[str], typer.Option("--campaign", help="Only this campaign (repeatable).")
+    ] = [],  # noqa: B006
+) -> None:
+    """Copy campaigns with all their documents and GridFS files, then verify the copy.
+
+    Running it again adds only what is missing. A campaign whose name exists in the
+    target as a different campaign is refused.
+    """
+    from db import connection
+    from db.copy import CopyRefused, copy_campaigns
+
+    targets = []
+    for alias, uri in (("copy-source", source), ("copy-target", target)):
+        try:
+            targets.append(connection.connect(uri, alias=alias))
+        except connection.DatabaseUnavailable as exc:
+            _err(str(exc))
+            raise typer.Exit(EXIT_FAILED) from None
+    try:
+        report = copy_campaigns(campaign or None, "copy-source", "copy-target")
+    except CopyRefused as exc:
+        _err(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    finally:
+        connection.disconnect("copy-source")
+        connection.disconnect("copy-target")
+    typer.echo(
+        f"copied {', '.join(report.campaigns) or 'no campaign'} from {targets[0].display} "
+        f"to {targets[1].display}"
+    )
+    for name, c in report.counts.items():
+        typer.echo(
+            f"  {name:<11} {c['source']:>8} in source, {c['written']:>8} written, "
+            f"{c['target']:>8} in target"
+        )
+    typer.echo(f"  GridFS files: {report.files}, sha256 verified: {report.files_verified}")
+    if not report.consistent or report.files_verified != report.files:
+        _err("the target does not match the source (see the counts above)")
+        raise typer.Exit(EXIT_FAILED)

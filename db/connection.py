@@ -130,7 +130,8 @@ def connect(uri: str | None = None, alias: str = "default") -> Target:
             uuidRepresentation="standard",
             tz_aware=True,
         )
-    _ensure_indexes()
+    if alias == "default":  # the documents' own alias; others get indexes when used so
+        _ensure_indexes()
     _targets[alias] = target
     return target
 
@@ -151,7 +152,11 @@ def _ping(target: Target, alias: str) -> None:
         get_db(alias).command("ping")
     except OperationFailure as exc:
         mongoengine.disconnect(alias)
-        reason = "authentication failed" if exc.code in (18, 13) else exc.details
+        message = str((exc.details or {}).get("errmsg", exc))
+        if exc.code in (18, 13) or "auth" in message.lower():
+            reason = "authentication failed (check the user, password and authSource)"
+        else:
+            reason = message
         raise DatabaseUnavailable(f"MongoDB at {target.display} refused: {reason}") from None
     except PyMongoError as exc:
         mongoengine.disconnect(alias)

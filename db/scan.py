@@ -66,19 +66,22 @@ def _key_encoder(con: sqlite3.Connection) -> Any:
     return None
 
 
-def get_many(collection: str, ids: list[str], fast: bool = True) -> dict[str, dict]:
+def get_many(
+    collection: str, ids: list[str], fast: bool = True, alias: str = "default"
+) -> dict[str, dict]:
     """``{id: document}`` for string ids; on the embedded store by primary-key lookups.
 
     The store's query engine first (re)builds in-memory indexes over the whole collection
     whenever another process has written to it (seconds for 100k structures); a key
     lookup in its SQLite file costs microseconds, whatever the collection's size.
     """
-    con = _embedded_file(collection) if fast else None
+    con = _embedded_file(collection, alias) if fast else None
     encode = _key_encoder(con) if con is not None else None
     if con is None or encode is None:
         if con is not None:
             con.close()
-        return {d["_id"]: d for d in get_db()[collection].find({"_id": {"$in": list(ids)}})}
+        found = get_db(alias)[collection].find({"_id": {"$in": list(ids)}})
+        return {d["_id"]: d for d in found}
     out = {}
     try:
         for start in range(0, len(ids), 500):
@@ -94,8 +97,8 @@ def get_many(collection: str, ids: list[str], fast: bool = True) -> dict[str, di
     return out
 
 
-def _embedded_file(collection: str) -> Any:
-    target = connection.current_target()
+def _embedded_file(collection: str, alias: str = "default") -> Any:
+    target = connection.current_target(alias)
     if target is None or target.kind != "embedded" or target.path is None:
         return None
     path = target.path / target.db_name / collection
@@ -112,11 +115,11 @@ def _embedded_file(collection: str) -> Any:
     return con
 
 
-def scan(collection: str, query: dict, fast: bool = True) -> Iterator[dict]:
+def scan(collection: str, query: dict, fast: bool = True, alias: str = "default") -> Iterator[dict]:
     """Every document of ``collection`` matching ``query``, streamed in natural order."""
-    con = _embedded_file(collection) if fast else None
+    con = _embedded_file(collection, alias) if fast else None
     if con is None:
-        yield from get_db()[collection].find(query)
+        yield from get_db(alias)[collection].find(query)
         return
     try:
         for (blob,) in con.execute("SELECT doc FROM documents ORDER BY ROWID"):

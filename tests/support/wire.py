@@ -53,7 +53,12 @@ class WireServer:
         """A mongodb:// URI for this server (``password`` overrides the right one)."""
         if self.user:
             pw = self.password if password is None else password
-            return f"mongodb://{self.user}:{pw}@127.0.0.1:{self.port}/{db}?authSource=admin"
+            # SCRAM-SHA-256 named: mongoeco 4.11 does not advertise its mechanisms, and
+            # pymongo's fallback (SCRAM-SHA-1) fails there; a real mongod negotiates.
+            return (
+                f"mongodb://{self.user}:{pw}@127.0.0.1:{self.port}/{db}"
+                "?authSource=admin&authMechanism=SCRAM-SHA-256"
+            )
         return f"mongodb://127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
