@@ -7,7 +7,7 @@ VENV := .venv
 WIRE := .venv-wire
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install install-wire install-browser bench-db clean
+.PHONY: demo test lint install install-wire install-tools bench-db clean
 
 install: $(VENV)/.installed
 install-wire: $(WIRE)/.installed
@@ -32,9 +32,11 @@ $(WIRE)/.installed:
 	touch $@
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it; it never
-# downloads a browser of its own). Needs root, as on CI and the development machines.
-install-browser:
-	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+# downloads a browser of its own) and Debian's docker-compose to check docker/compose.yaml
+# (no Docker engine is needed for that). Needs root, as on CI and the development machines.
+install-tools:
+	command -v chromium >/dev/null && command -v docker-compose >/dev/null || { \
+	  apt-get update -qq && apt-get install -y -qq chromium docker-compose >/dev/null; }
 
 demo: install
 	$(BIN)/aloop run configs/demo-water.yaml
@@ -44,8 +46,8 @@ lint: install
 	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collects nothing, which fails this target like any other error.
-test: lint install-wire install-browser
-	ALOOP_REQUIRE_WIRE=1 ALOOP_REQUIRE_BROWSER=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
+test: lint install-wire install-tools
+	ALOOP_REQUIRE_WIRE=1 ALOOP_REQUIRE_BROWSER=1 ALOOP_REQUIRE_COMPOSE=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
 
 bench-db: install install-wire
 	ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python benchmarks/db_bench.py

@@ -76,7 +76,7 @@ def browser():
     if chromium is None:
         if os.environ.get("ALOOP_REQUIRE_BROWSER") == "1":
             pytest.fail("ALOOP_REQUIRE_BROWSER=1 but chromium or playwright is missing")
-        pytest.skip("no chromium/playwright: `make install-browser` installs Debian's chromium")
+        pytest.skip("no chromium/playwright: `make install-tools` installs Debian's chromium")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         yield b

@@ -174,9 +174,6 @@ def _aloop_problems(markdown: str) -> tuple[set[str], list[str]]:
     from aloop.cli import app
 
     group = typer.main.get_command(app)
-    registered = set()
-    for c in app.registered_commands:
-        registered.add(c.name or c.callback.__name__.replace("_", "-"))
     root_opts = {o for p in group.params for o in (*p.opts, *p.secondary_opts)}
     used, problems = set(), []
     for cmd in _commands(markdown):
@@ -187,14 +184,21 @@ def _aloop_problems(markdown: str) -> tuple[set[str], list[str]]:
             args = args[1:]
         if not args:
             continue
-        sub = args[0]
-        if sub not in registered:
-            problems.append(f"{shlex.join(cmd)}: no aloop subcommand {sub!r}")
+        # Walk into command groups (``aloop db copy``) down to the command itself.
+        node, path = group, []
+        while hasattr(node, "commands") and args and not args[0].startswith("-"):
+            if args[0] not in node.commands:
+                problems.append(f"{shlex.join(cmd)}: no aloop subcommand {args[0]!r}")
+                node = None
+                break
+            node = node.commands[args[0]]
+            path.append(args.pop(0))
+        if node is None or not path:
             continue
+        sub = " ".join(path)
         used.add(sub)
-        opts = {o for p in group.commands[sub].params for o in (*p.opts, *p.secondary_opts)}
-        opts |= {"--help"}
-        for tok in args[1:]:
+        opts = {o for p in node.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+        for tok in args:
             if tok.startswith("-") and tok.split("=")[0] not in opts:
                 problems.append(f"{shlex.join(cmd)}: aloop {sub} has no option {tok!r}")
     return used, problems
@@ -204,6 +208,12 @@ def test_scale_out_doc_names_only_existing_aloop_commands():
     used, problems = _aloop_problems(SCALE_OUT.read_text())
     assert not problems, "\n".join(problems)
     assert "run" in used, "the doc should show `aloop run`"
+
+
+def test_operations_guide_names_only_existing_aloop_commands():
+    used, problems = _aloop_problems((REPO / "docs" / "operations.md").read_text())
+    assert not problems, "\n".join(problems)
+    assert {"db copy", "status", "export"} <= used
 
 
 def test_aloop_command_check_can_fail():
