@@ -204,7 +204,7 @@ def _print_outcome(result: dict, config: Path) -> None:
     if "dashboard" in names:
         typer.echo("  aloop dashboard                  # live plots at http://127.0.0.1:8050")
     if "export" in names:
-        typer.echo(f"  aloop export {result['campaign']} OUT_DIR   # MACE-ready dataset")
+        typer.echo(f"  aloop export {result['campaign']} --out DIR   # MACE-ready dataset")
 
 
 def _connect(db_uri: str | None, config_uri: str | None = None):
