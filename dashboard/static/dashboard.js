@@ -127,7 +127,7 @@ const aloop = (() => {
         ["origin", `${d.origin}, iteration ${d.iteration}`], ["walker", lin.walker], ["temperature (K)", lin.temperature],
         ["pressure (GPa)", lin.pressure_gpa], ["MD step", lin.md_step], ["committee", (lin.committee || []).join(", ")],
         ["rattled from", lin.parent], ["imported from", lin.source_file],
-        ["max force deviation (eV/Å)", unc.force_dev_max], ["verdict", `${d.verdict || "-"}: ${d.verdict_reason || ""}`],
+        ["max force deviation (eV/Å)", unc.force_dev_max === undefined ? undefined : num(unc.force_dev_max, 4)], ["verdict", `${d.verdict || "-"}: ${d.verdict_reason || ""}`],
         ["trained on by", d.trained_models.map((m) => `iteration ${m.iteration} member ${m.member}`).join(", ")]];
       document.getElementById("lineage").innerHTML = "<dl>" + rows.filter((r) => r[1] !== undefined && r[1] !== null && r[1] !== "")
         .map((r) => `<dt>${esc(r[0])}</dt><dd>${esc(r[1])}</dd>`).join("") + "</dl>";
