@@ -142,9 +142,9 @@ def campaign_iterations(name: str) -> tuple[dict, list[dict]] | None:
 
 
 def _count_by(collection: str, key: str, match: dict | None = None) -> dict:
-    pipeline: list[dict] = [{"$match": match}] if match else []
-    pipeline.append({"$group": {"_id": f"${key}", "n": {"$sum": 1}}})
-    return {row["_id"]: row["n"] for row in get_db()[collection].aggregate(pipeline)}
+    from db.scan import count_by
+
+    return count_by(collection, key, match)
 
 
 # -------------------------------------------------------------------------- structures

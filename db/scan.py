@@ -128,3 +128,20 @@ def scan(collection: str, query: dict, fast: bool = True, alias: str = "default"
                 yield doc
     finally:
         con.close()
+
+
+def count_by(collection: str, key: str, match: dict | None = None) -> dict[Any, int]:
+    """``{value of key: documents}``, grouped in the database on a server and by one
+    direct pass on the embedded store, whose aggregation engine copies every document
+    (minutes for 100k structures; the direct pass takes about a second)."""
+    con = _embedded_file(collection)
+    if con is None:
+        pipeline: list[dict] = [{"$match": match}] if match else []
+        pipeline.append({"$group": {"_id": f"${key}", "n": {"$sum": 1}}})
+        return {row["_id"]: row["n"] for row in get_db()[collection].aggregate(pipeline)}
+    con.close()
+    counts: dict[Any, int] = {}
+    for doc in scan(collection, match or {}):
+        value = doc.get(key)
+        counts[value] = counts.get(value, 0) + 1
+    return counts
