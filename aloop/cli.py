@@ -376,6 +376,8 @@ def import_(
     source file and its sha256 are recorded on each label. Unlabelled frames become
     initial structures, labelled by the next `aloop run`.
     """
+    from pymongo.errors import PyMongoError
+
     from aloop.dataset.importing import UNITS, read_frames
     from aloop.structures import load_system_structures
     from db import connection, repository
@@ -423,6 +425,9 @@ def import_(
     except (repository.ConfigChangeRefused, ImportRefused) as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
+    except PyMongoError as exc:
+        _err(f"database error while importing: {exc}")
+        raise typer.Exit(EXIT_FAILED) from None
     except Exception as exc:  # ase.io raises many types for a bad file
         _err(f"{source}: cannot import: {type(exc).__name__}: {exc}")
         raise typer.Exit(EXIT_USAGE) from None
@@ -516,6 +521,9 @@ def db_copy(
     except CopyRefused as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
+    except Exception as exc:  # permissions, a dropped connection, a damaged file
+        _err(f"copy failed: {type(exc).__name__}: {exc}; run it again to continue")
+        raise typer.Exit(EXIT_FAILED) from None
     finally:
         connection.disconnect("copy-source")
         connection.disconnect("copy-target")

@@ -63,6 +63,22 @@ def _insert(dst: Any, collection: str, docs: list[dict]) -> int:
         return exc.details.get("nInserted", len(docs) - len(errors))
 
 
+def _insert_with_files(
+    src: Any, dst: Any, collection: str, docs: list[dict], copied: set[Any]
+) -> int:
+    """Insert documents after the GridFS files they refer to, chunks before files entries
+    (as put_blob writes them): an interrupted copy never leaves a reference to missing
+    data."""
+    for doc in docs:
+        for file_id in _blob_refs(collection, doc):
+            if file_id in copied:
+                continue
+            _insert(dst, CHUNKS, list(src[CHUNKS].find({"files_id": file_id})))
+            _insert(dst, FILES, list(src[FILES].find({"_id": file_id})))
+            copied.add(file_id)
+    return _insert(dst, collection, docs)
+
+
 def copy_campaigns(
     names: list[str] | None,
     src_alias: str,
@@ -93,22 +109,16 @@ def copy_campaigns(
         seen = written = 0
         batch: list[dict] = []
         for doc in scan(collection, match, alias=src_alias):
-            blobs.update(_blob_refs(collection, doc))
             batch.append(doc)
             seen += 1
             if len(batch) >= BATCH:
-                written += _insert(dst, collection, batch)
+                written += _insert_with_files(src, dst, collection, batch, blobs)
                 batch = []
                 if on_progress is not None:
                     on_progress(collection, seen)
-        written += _insert(dst, collection, batch)
+        written += _insert_with_files(src, dst, collection, batch, blobs)
         target = dst[collection].count_documents(match)
         report.counts[collection] = {"source": seen, "written": written, "target": target}
-    # Chunks before files (as put_blob writes them): an interrupted copy never leaves a
-    # files entry without its data.
-    for file_id in sorted(blobs, key=str):
-        _insert(dst, CHUNKS, list(src[CHUNKS].find({"files_id": file_id})))
-        _insert(dst, FILES, list(src[FILES].find({"_id": file_id})))
     report.files = len(blobs)
     for file_id in blobs:
         want = hashlib.sha256(get_blob(src, file_id)).hexdigest()

@@ -143,16 +143,15 @@ class DatabaseSource:
                 self._copy("lab", rows)
         if rows:
             self._copy("lab", rows)
-        mixed = [sid for sid, v in scalars.items() if v[2] != v[2]]
-        if mixed:
-            raise ExportError(
-                f"{len(mixed)} structure(s) have labels at more than one settings hash "
-                f"(e.g. {mixed[0]}): choose one with --settings-hash or --method"
-            )
         for d in scan("structures", self._structure_filter(), fast=self.fast):
             sid = d["_id"]
             if sid not in scalars:
                 continue
+            if scalars[sid][2] != scalars[sid][2]:  # NaN: marked above
+                raise ExportError(
+                    f"structure {sid} has labels at more than one settings hash: "
+                    "choose one with --settings-hash or --method"
+                )
             numbers = decode_array(d["numbers"], db)
             rows.append(
                 (

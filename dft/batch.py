@@ -96,6 +96,27 @@ def _init_worker(threads: int) -> None:
     from pyscf import lib
 
     lib.num_threads(threads)
+    _exit_with_parent()
+
+
+def _exit_with_parent() -> None:
+    """End this worker when the process that started it is gone.
+
+    A parent killed with SIGKILL cannot stop its workers; without this they would finish
+    their calculation and then idle forever, and the resumed run would start a second
+    pool beside them. (PR_SET_PDEATHSIG is tied to the thread that spawned the worker,
+    which may be a short-lived thread here, so the parent pid is watched instead.)
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _ready() -> None:

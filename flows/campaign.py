@@ -226,7 +226,12 @@ def run_campaign(
     )
     if not created and campaign.status in ("converged", "stopped"):
         decision = decide(_exploring_history(campaign), cfg.stop)
-        if decision.stop:
+        # Finished as the rules say: nothing to do. (A campaign interrupted after its
+        # last labels but before its status was written goes on, and is finished below.)
+        if decision.stop and (campaign.status, campaign.status_reason) == (
+            decision.status,
+            decision.reason,
+        ):
             reporter.message(
                 f"campaign {cfg.campaign} is already {campaign.status}: {campaign.status_reason}"
             )

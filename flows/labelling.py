@@ -24,7 +24,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from dft.batch import LabelTask, _failure, _run_one, default_layout
+from dft.batch import MAX_WORKER_CRASHES, LabelTask, _failure, _run_one, default_layout
 from dft.label import label_structure
 from dft.pool import LabelPool, WorkerLost
 
@@ -116,15 +116,40 @@ class PrefectLabeller:
             ): (job, settings)
             for job, settings in jobs
         }
+        suspects = []
         for future in as_completed(list(futures)):
             try:
                 rec = future.result()
             except Exception as exc:
                 if type(exc).__name__ not in _STRUCTURE_KILLS_WORKER:
                     raise
-                job, settings = futures[future]
-                rec = _failure(job, settings, f"worker process died on every try: {exc}")
+                # A worker died with this structure in flight, but a death takes every
+                # calculation in flight with it: the culprit is found by running alone.
+                suspects.append(futures[future])
+                continue
             on_record(rec)
+        for job, settings in suspects:
+            on_record(self._alone(job, settings))
+
+    def _alone(self, job: LabelTask, settings: LabelSettings) -> LabelRecord:
+        """Label a suspect with nothing else in flight: a death now is its own."""
+        for _ in range(MAX_WORKER_CRASHES):
+            future = self.runner.submit(
+                label_one.with_options(retries=0),
+                {"job": job, "settings": settings, "threads": self.threads},
+            )
+            try:
+                return future.result()
+            except Exception as exc:
+                if type(exc).__name__ not in _STRUCTURE_KILLS_WORKER:
+                    raise
+                last = exc
+        return _failure(
+            job,
+            settings,
+            f"worker process died {MAX_WORKER_CRASHES} times running this structure alone "
+            f"(out of memory?): {last}",
+        )
 
 
 __all__ = ["LabelPool", "PrefectLabeller", "WorkerLost", "label_one"]

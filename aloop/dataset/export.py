@@ -139,7 +139,12 @@ def _ase_row(rec: dict, split: str) -> tuple[Any, dict, dict]:
     atoms = Atoms(
         numbers=rec["numbers"], positions=rec["positions"], cell=rec["cell"], pbc=rec["pbc"]
     )
-    kv = {k: v for k, v in _info(rec, split).items() if v is not None}
+    # ase.db key-value pairs are scalars; arrays (REF_stress) go to data below.
+    kv = {
+        k: v
+        for k, v in _info(rec, split).items()
+        if v is not None and not isinstance(v, np.ndarray)
+    }
     data = {REF_FORCES: rec["forces"]}
     if rec.get("stress") is not None:
         data[REF_STRESS] = rec["stress"]
@@ -185,6 +190,8 @@ def export_dataset(
     existing = [p for p in targets if p.exists()]
     if existing and not options.force:
         raise ExportError(f"{existing[0]} exists; use --force to overwrite, or another directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a directory")
     summaries = list(source.summaries())
     if not summaries:
         raise ExportError("no successfully labelled structure matches the query")
@@ -198,7 +205,10 @@ def export_dataset(
     )
     splits = {name: sorted(i for i, sp in split_of.items() if sp == name) for name in SPLITS}
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot write to {out_dir}: {exc.strerror}") from None
     # Write under temporary names and rename at the end: a failed export never leaves
     # files that look finished.
     tmp = {p: p.with_name(p.name + ".part") for p in targets}
@@ -288,6 +298,6 @@ def export_dataset(
         ),
     }
     manifest_path = out_dir / "manifest.json"
-    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    tmp[manifest_path].unlink(missing_ok=True)
+    tmp[manifest_path].write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    tmp[manifest_path].replace(manifest_path)
     return ExportResult(out_dir, splits, files, manifest, outliers, duplicates)

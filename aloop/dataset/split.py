@@ -2,14 +2,17 @@
 
 Each structure draws a uniform number from ``sha256(seed:structure_id)``: the draw of a
 structure depends only on the seed and its id, never on the order in which structures
-arrive or on which others are exported. Within a stratum (a system, when stratified) the
-structures are ranked by their draw and cut at the requested fractions, so the counts are
-exact and every stratum is split in the same proportions.
+arrive. The same query and seed give the same split. (The cut is by rank within a
+stratum, so exporting a different set of structures can move those near a boundary.)
+Within a stratum (a system, when stratified) the structures are ranked by their draw and
+cut at the requested fractions, so the counts are exact and every stratum is split in the
+same proportions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -22,7 +25,8 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
         parts = [float(p) for p in text.split(",")]
     except ValueError:
         raise ValueError(f"split {text!r}: expected three numbers like 0.8,0.1,0.1") from None
-    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-9:
+    finite = all(math.isfinite(p) for p in parts)
+    if len(parts) != 3 or not finite or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-9:
         raise ValueError(f"split {text!r}: three non-negative fractions summing to 1 are needed")
     return parts[0], parts[1], parts[2]
 

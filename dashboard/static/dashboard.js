@@ -56,7 +56,7 @@ const aloop = (() => {
         `<dt>convergence</dt><dd>accurate ratio ≥ ${esc(c.accurate_ratio_target)} for ${esc(c.patience)} iterations, cap ${esc(c.max_iterations)}</dd></dl>`;
       const its = d.iterations;
       const stage = (r, s) => { const st = (r.stages[s] || {}).status || "pending"; return `<span class="stage-${st}" title="${esc(st)}">${esc(st)}</span>`; };
-      const sysText = (r, key, fmt) => r.systems.length > 1 ? r.systems.map((s) => `${s.name}: ${fmt(s[key])}`).join("<br>") : esc(fmt(r[key]));
+      const sysText = (r, key, fmt) => r.systems.length > 1 ? r.systems.map((s) => `${esc(s.name)}: ${esc(fmt(s[key]))}`).join("<br>") : esc(fmt(r[key]));
       table("iterations", [
         {title: "it", value: (r) => r.index},
         {title: "train", cls: "text", html: (r) => stage(r, "train")},

@@ -196,3 +196,36 @@ def test_fast_embedded_scan_reads_what_the_query_engine_reads(labelled_campaign)
         )
     finally:
         connection.disconnect()
+
+
+def test_labels_with_stress_export_to_both_formats(labelled_campaign, tmp_path):
+    """A periodic label's stress goes to extxyz (REF_stress) and to the ase.db data."""
+    import ase.db
+    from ase.build import bulk
+
+    from aloop.records import LabelRecord, StructureRecord
+    from db import connection
+    from db import repository as repo
+    from db.documents import Campaign
+
+    uri = labelled_campaign[0]
+    connection.connect(uri)
+    try:
+        camp = Campaign.objects.get(name="exp")
+        cell = bulk("Si", "diamond", a=5.43)
+        sid = repo.insert_structures(camp, [StructureRecord.from_atoms(cell, "si", "md")]).ids[0]
+        stress = np.array([0.01, 0.02, 0.03, 0.0, 0.0, 0.001])
+        repo.record_label(
+            camp,
+            LabelRecord(structure_id=sid, settings_hash=SETTINGS.settings_hash(), status="ok",
+                        energy=-10.0, forces=np.zeros((2, 3)), stress=stress),
+        )  # fmt: skip
+    finally:
+        connection.disconnect()
+    out = tmp_path / "st"
+    result = _export(uri, out, "--system", "si", "--split", "1,0,0")
+    assert result.exit_code == 0, result.output
+    frame = read(out / "train.xyz")
+    assert np.array_equal(frame.info["REF_stress"], stress)
+    row = next(ase.db.connect(str(out / "dataset.db")).select())
+    assert np.array_equal(row.data["REF_stress"], stress)

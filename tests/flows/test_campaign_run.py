@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from db import connection
+from db import repository as repo
 from db.documents import Campaign, Iteration
 from tests.flows.conftest import campaign_env, run_aloop
 from tests.flows.consistency import check_campaign
@@ -50,6 +51,25 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
 
     again = run_aloop(["run", str(tiny_config), "--db", db], env)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "already stopped" in again.stderr
+
+    # Interrupted after its last labels but before its status was written: a re-run
+    # finishes it with the rules' status instead of staying "interrupted".
+    connection.connect(db)
+    try:
+        repo.set_campaign_status(Campaign.objects.get(name="tiny-water"), "stopped", "interrupted")
+    finally:
+        connection.disconnect()
+    finish = run_aloop(["run", str(tiny_config), "--db", db], env)
+    assert finish.returncode == 0, finish.stdout + finish.stderr
+    assert "iteration cap reached (2)" in finish.stdout
+    connection.connect(db)
+    try:
+        assert check_campaign("tiny-water", committee_size=2)["label_ids"] == counts["label_ids"]
+        before = Campaign.objects.get(name="tiny-water").updated_at
+    finally:
+        connection.disconnect()
+    again = run_aloop(["run", str(tiny_config), "--db", db], env)
     assert "already stopped" in again.stderr
     connection.connect(db)
     try:
