@@ -478,8 +478,14 @@ def dashboard(
     from dashboard.app import create_app
     from db import connection
 
+    uri = db_uri or resolve_db_uri()
+    target = connection.parse_uri(uri)
+    if db_uri and target.kind == "embedded" and not (target.path and target.path.is_dir()):
+        # Read-only: a mistyped path must not become an empty store served as if real.
+        _err(f"no embedded store at {target.path}")
+        raise typer.Exit(EXIT_FAILED)
     try:
-        app_ = create_app(db_uri or resolve_db_uri(), refresh_s=refresh)
+        app_ = create_app(uri, refresh_s=refresh)
     except connection.DatabaseUnavailable as exc:
         _err(str(exc))
         raise typer.Exit(EXIT_FAILED) from None

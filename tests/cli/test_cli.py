@@ -108,3 +108,11 @@ def test_status_unreachable_database_exits_1_without_traceback():
     assert result.exit_code == 1
     assert "127.0.0.1:9" in result.stderr and "pw@" not in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_dashboard_refuses_a_missing_embedded_store(tmp_path):
+    missing = tmp_path / "no-such-store"
+    result = runner.invoke(app, ["dashboard", "--db", f"embedded://{missing}"])
+    assert result.exit_code == 1
+    assert f"no embedded store at {missing}" in result.stderr
+    assert not missing.exists()
