@@ -31,6 +31,10 @@ class WorkerLost(RuntimeError):
     """
 
 
+class PoolClosed(RuntimeError):
+    """The pool was closed (the run is ending): no new calculation starts."""
+
+
 class LabelPool:
     """``workers`` spawn processes with ``threads`` OpenMP threads each, shared by threads.
 
@@ -44,9 +48,12 @@ class LabelPool:
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         self._generation = 0
+        self._closed = False
 
     def _get(self) -> tuple[ProcessPoolExecutor, int]:
         with self._lock:
+            if self._closed:
+                raise PoolClosed("the labelling pool is closed")
             if self._executor is None:
                 ctx = mp.get_context("spawn")  # torch is loaded here; forking it is unsafe
                 ex = ProcessPoolExecutor(
@@ -100,8 +107,10 @@ class LabelPool:
             raise WorkerLost(f"labelling worker died under structure {task.structure_id}") from None
 
     def close(self) -> None:
-        """Stop the worker processes (waits for none)."""
+        """Stop the worker processes (waits for none); calculations in flight end with
+        :class:`WorkerLost` and no new one starts."""
         with self._lock:
+            self._closed = True
             ex, self._executor = self._executor, None
         if ex is not None:
             procs = _processes(ex)

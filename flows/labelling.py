@@ -52,8 +52,9 @@ _STRUCTURE_KILLS_WORKER = ("WorkerLost", "KilledWorker")
 )
 def label_one(job: LabelTask, settings: LabelSettings, threads: int = 1) -> LabelRecord:
     """Label one structure (never raises for a bad structure; see dft.label)."""
-    if _POOL is not None:
-        return _POOL.label(job, settings)
+    pool = _POOL
+    if pool is not None:
+        return pool.label(job, settings)
     from pyscf import lib
 
     lib.num_threads(threads)
@@ -97,12 +98,16 @@ class PrefectLabeller:
 
     def __exit__(self, *exc: object) -> None:
         global _POOL
+        # The pool goes first: on Ctrl-C or an error, the runner's shutdown would
+        # otherwise wait for every calculation in flight (up to the SCF time limit).
+        # A closed pool stays in place until the runner is down, so a retry of a task in
+        # flight fails fast (PoolClosed) rather than computing in this process.
+        if _POOL is not None:
+            _POOL.close()
         try:
             self.runner.__exit__(*exc)
         finally:
-            if _POOL is not None:
-                _POOL.close()
-                _POOL = None
+            _POOL = None
 
     def __call__(
         self,
