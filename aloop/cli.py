@@ -449,10 +449,12 @@ def show(
     attempts, and the models trained on it."""
     from rich.console import Console
 
+    from aloop.dataset.export import FILE_ID_PREFIX
     from aloop.summary import lineage_panel
     from db import connection
     from db.lineage import structure_lineage
 
+    structure_id = structure_id.removeprefix(FILE_ID_PREFIX)  # as written in exports
     _connect(db_uri)
     try:
         info = structure_lineage(structure_id)

@@ -27,6 +27,10 @@ from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.versions import code_versions
 
 FORMATS = ("extxyz", "ase-db")
+#: Structure ids are hex: about 4 in 100,000 look like a number (``1234e5...``), which
+#: ASE's extxyz reader turns into a float and ase.db refuses outright. In files they carry
+#: this prefix, so they always read back as the same string (`aloop show` takes either).
+FILE_ID_PREFIX = "s-"
 #: Records fetched per round trip in the writing pass.
 BATCH = 1000
 
@@ -139,16 +143,27 @@ def _ase_row(rec: dict, split: str) -> tuple[Any, dict, dict]:
     atoms = Atoms(
         numbers=rec["numbers"], positions=rec["positions"], cell=rec["cell"], pbc=rec["pbc"]
     )
-    # ase.db key-value pairs are scalars; arrays (REF_stress) go to data below.
-    kv = {
-        k: v
-        for k, v in _info(rec, split).items()
-        if v is not None and not isinstance(v, np.ndarray)
-    }
-    data = {REF_FORCES: rec["forces"]}
+    # ase.db key-value pairs are scalars, and a string that reads as a number (a campaign
+    # called "2024") is refused: those go to the row's data, as do arrays (REF_stress).
+    kv, data = {}, {REF_FORCES: rec["forces"]}
+    for k, v in _info(rec, split).items():
+        if v is None:
+            continue
+        if isinstance(v, np.ndarray) or (isinstance(v, str) and _numeric(v)):
+            data[k] = v
+        else:
+            kv[k] = v
     if rec.get("stress") is not None:
         data[REF_STRESS] = rec["stress"]
     return atoms, kv, data
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text in ("T", "F", "True", "False")
+    return True
 
 
 def _info(rec: dict, split: str) -> dict:
@@ -158,7 +173,7 @@ def _info(rec: dict, split: str) -> dict:
         info[REF_STRESS] = np.asarray(rec["stress"], dtype=np.float64)
     info.update(
         config_type=rec["system"],
-        structure_id=rec["structure_id"],
+        structure_id=FILE_ID_PREFIX + rec["structure_id"],
         campaign=rec["campaign"],
         iteration=int(rec["iteration"]),
         origin=rec["origin"],

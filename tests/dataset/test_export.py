@@ -27,7 +27,7 @@ def _export(uri: str, out: Path, *extra: str):
 
 def _split_ids(out: Path) -> dict[str, list[str]]:
     return {
-        s: [a.info["structure_id"] for a in read(out / f"{s}.xyz", ":")]
+        s: [a.info["structure_id"].removeprefix("s-") for a in read(out / f"{s}.xyz", ":")]
         for s in ("train", "valid", "test")
         if (out / f"{s}.xyz").stat().st_size
     }
@@ -47,10 +47,12 @@ def test_export_writes_every_ok_label_with_provenance(labelled_campaign, tmp_pat
         assert sha256_file(out / f["name"]) == f["sha256"]
     frames = [a for s in ("train", "valid", "test") for a in read(out / f"{s}.xyz", ":")]
     assert len(frames) == 50
-    seen = {a.info["structure_id"] for a in frames}
+    # Ids carry "s-" in files, so no hex id can read back as a number.
+    assert all(a.info["structure_id"].startswith("s-") for a in frames)
+    seen = {a.info["structure_id"].removeprefix("s-") for a in frames}
     assert failed_id not in seen and seen == set(by_id)
     for a in frames:
-        ref = by_id[a.info["structure_id"]]
+        ref = by_id[a.info["structure_id"].removeprefix("s-")]
         # Bit for bit what was labelled, under MACE's keys.
         assert np.array_equal(a.positions, ref.positions)
         assert a.info[REF_ENERGY] == ref.info[REF_ENERGY]
@@ -229,3 +231,40 @@ def test_labels_with_stress_export_to_both_formats(labelled_campaign, tmp_path):
     assert np.array_equal(frame.info["REF_stress"], stress)
     row = next(ase.db.connect(str(out / "dataset.db")).select())
     assert np.array_equal(row.data["REF_stress"], stress)
+
+
+def test_ids_and_names_that_look_like_numbers_survive_both_formats(tmp_path):
+    """About 4 in 100,000 hex ids read as numbers (``1234e5...``); a campaign may be called
+    "2024". A small in-test source (instead of a database) feeds the real writers."""
+    import ase.db
+    from ase.build import molecule
+
+    from aloop.dataset.export import ExportOptions, Summary, export_dataset
+
+    ids = ["38355008229e622760038304", "123456789012345678901234"]
+
+    class Source:
+        def summaries(self):
+            for i, sid in enumerate(ids):
+                yield Summary(sid, "2024", f"hash{i}", "x" * 64, -1.0, 0.1)
+
+        def records(self, wanted):
+            for sid in wanted:
+                water = molecule("H2O")
+                yield {
+                    "structure_id": sid, "campaign": "2024", "system": "2024",
+                    "numbers": water.numbers, "positions": water.positions,
+                    "cell": np.zeros((3, 3)), "pbc": [False] * 3, "iteration": 1,
+                    "origin": "md", "energy": -1.0, "forces": np.zeros((3, 3)),
+                    "settings_hash": "1" * 64,
+                }  # fmt: skip
+
+        def label_settings(self):
+            return {}
+
+    export_dataset(Source(), tmp_path, ExportOptions(fractions=(1, 0, 0)), {})
+    frames = read(tmp_path / "train.xyz", ":")
+    assert sorted(f.info["structure_id"] for f in frames) == sorted(f"s-{i}" for i in ids)
+    rows = list(ase.db.connect(str(tmp_path / "dataset.db")).select())
+    assert sorted(r.structure_id for r in rows) == sorted(f"s-{i}" for i in ids)
+    assert {r.data["campaign"] for r in rows} == {"2024"}  # kept exact, in the row's data

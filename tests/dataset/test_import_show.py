@@ -176,6 +176,8 @@ def test_show_prints_a_structures_history(labelled_campaign, tmp_path):
         "iteration 3 member 1",
     ):
         assert text in shown.output, shown.output
+    as_in_files = runner.invoke(app, ["show", f"s-{sid}", "--db", uri], env={"COLUMNS": "160"})
+    assert as_in_files.exit_code == 0 and "md, iteration 2" in as_in_files.output
     failed = runner.invoke(app, ["show", failed_id, "--db", uri], env={"COLUMNS": "160"})
     assert "label failed" in failed.output and "SCF did not converge" in failed.output
     missing = runner.invoke(app, ["show", "0" * 24, "--db", uri])
