@@ -31,7 +31,8 @@ from aloop.explore.classify import CANDIDATE, adaptive_lower, classify, statisti
 from aloop.explore.select import select
 from aloop.explore.walkers import MDSettings, frame_records, plan_walkers, run_walkers
 from aloop.initial import seed_structures
-from aloop.records import REF_ENERGY, REF_FORCES, LabelRecord, StructureRecord
+from aloop.models.train import reference_errors
+from aloop.records import LabelRecord, StructureRecord
 from aloop.structures import atoms_hash, load_system_structures
 from db import loop as q
 from db import repository as repo
@@ -68,6 +69,7 @@ class Loop:
     workdir: Path
     reporter: Reporter
     _committees: dict[int, Committee] = field(default_factory=dict, repr=False)
+    _labelled: tuple[int, list, list] = field(default=(-1, [], []), repr=False)
 
     def label_settings(self, system: str) -> LabelSettings:
         """Labelling settings of a system (periodic systems use the GTH options)."""
@@ -85,6 +87,19 @@ class Loop:
     def starts(self) -> dict[str, list[Atoms]]:
         """Each system's starting geometries from the campaign file."""
         return {s.name: load_system_structures(s, self.base_dir) for s in self.cfg.systems}
+
+    def labelled_before(self, iteration: int) -> tuple[list[str], list[Atoms]]:
+        """Structures labelled before ``iteration`` (ids, Atoms with REF_ keys).
+
+        Fixed once the iteration starts (earlier labelling is done), so train, explore
+        and select share one read instead of three.
+        """
+        if self._labelled[0] != iteration:
+            ids, frames = q.labelled_frames(
+                self.campaign, self.settings_hashes(), before_iteration=iteration
+            )
+            self._labelled = (iteration, ids, frames)
+        return self._labelled[1], self._labelled[2]
 
     def settings_hashes(self) -> list[str]:
         """The label settings hashes in use (one per kind of system)."""
@@ -153,7 +168,7 @@ def train_stage(loop: Loop, iteration: Iteration) -> tuple[dict, float]:
 
     k = iteration.index
     cfg = loop.cfg
-    ids, frames = q.labelled_frames(loop.campaign, loop.settings_hashes(), before_iteration=k)
+    ids, frames = loop.labelled_before(k)
     if len(ids) < 2:
         raise CampaignError(
             f"iteration {k}: only {len(ids)} successful label(s) to train on; at least 2 "
@@ -233,7 +248,7 @@ def explore_stage(loop: Loop, iteration: Iteration) -> tuple[dict, float]:
         loop.reporter.message(f"  removed {removed} frames of an interrupted exploration")
     committee, model_ids = loop.committee(k)
     q.set_iteration_committees(iteration, explored=model_ids)
-    _, labelled = q.labelled_frames(loop.campaign, loop.settings_hashes(), before_iteration=k)
+    _, labelled = loop.labelled_before(k)
     systems, compute = [], 0.0
     for system in cfg.systems:
         window = cfg.trust_window(system.name)
@@ -300,7 +315,7 @@ def select_stage(loop: Loop, iteration: Iteration) -> tuple[dict, float]:
     k = iteration.index
     cfg = loop.cfg
     committee, _ = loop.committee(k)
-    _, labelled = q.labelled_frames(loop.campaign, loop.settings_hashes(), before_iteration=k)
+    _, labelled = loop.labelled_before(k)
     per_system, updates = {}, []
     for system in cfg.systems:
         # Everything exploration called a candidate, whatever an earlier select run made
@@ -418,13 +433,4 @@ def committee_error(loop: Loop, iteration: Iteration) -> dict:
     _, frames = q.labelled_frames(loop.campaign, loop.settings_hashes(), iteration=k)
     if not frames:
         return {"n": 0}
-    res = committee.evaluate(frames)
-    natoms = np.array([len(a) for a in frames])
-    de = (res.energy - np.array([a.info[REF_ENERGY] for a in frames])) / natoms
-    df = np.concatenate([f - a.arrays[REF_FORCES] for f, a in zip(res.forces, frames, strict=True)])
-    return {
-        "n": len(frames),
-        "forces_rmse": float(np.sqrt(np.mean(df**2))),
-        "forces_max": float(np.max(np.linalg.norm(df, axis=1))),
-        "energy_rmse_per_atom": float(np.sqrt(np.mean(de**2))),
-    }
+    return {"n": len(frames), **reference_errors(committee, frames)}

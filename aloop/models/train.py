@@ -199,22 +199,31 @@ def _learning_curve(results_dir: Path) -> list[dict]:
     return curve
 
 
-def error_metrics(model: Any, frames: Sequence[Atoms], device: str) -> dict:
-    """Energy (per atom) and force RMSE/MAE of one model against REF_ labels."""
-    from aloop.models.committee import Committee
+def reference_errors(committee: Any, frames: Sequence[Atoms]) -> dict:
+    """Errors of a committee's mean against the REF_ labels of ``frames``.
 
-    res = Committee([model], device=device).evaluate(frames)
+    Energy per atom (eV/atom), forces per component (eV/Å), and the largest per-atom
+    force error. Used for each member's train/valid metrics (a committee of one) and for
+    the loop's committee error on newly labelled frames.
+    """
+    res = committee.evaluate(frames)
     n_atoms = np.array([len(a) for a in frames])
     de = (res.energy - np.array([a.info[REF_ENERGY] for a in frames])) / n_atoms
-    df = np.concatenate(
-        [f - a.arrays[REF_FORCES] for f, a in zip(res.forces, frames, strict=True)]
-    ).ravel()
+    df = np.concatenate([f - a.arrays[REF_FORCES] for f, a in zip(res.forces, frames, strict=True)])
     return {
         "energy_rmse_per_atom": float(np.sqrt(np.mean(de**2))),
         "energy_mae_per_atom": float(np.mean(np.abs(de))),
         "forces_rmse": float(np.sqrt(np.mean(df**2))),
         "forces_mae": float(np.mean(np.abs(df))),
+        "forces_max": float(np.max(np.linalg.norm(df, axis=1))),
     }
+
+
+def error_metrics(model: Any, frames: Sequence[Atoms], device: str) -> dict:
+    """:func:`reference_errors` of one model."""
+    from aloop.models.committee import Committee
+
+    return reference_errors(Committee([model], device=device), frames)
 
 
 def train_committee(
