@@ -26,6 +26,7 @@ from pydantic import (
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 SCF_STRATEGIES = ("diis", "damping_levelshift", "newton", "initial_guess", "smearing")
 
@@ -156,6 +157,11 @@ class ModelConfig(_Section):
     num_interactions: Annotated[int, Field(ge=1, le=4)] = 2
     num_radial_basis: PositiveInt = 8
     epochs: PositiveInt = 60
+    min_updates: NonNegativeInt = Field(
+        0,
+        description="more epochs for a small training set, so that it still gets at "
+        "least this many optimizer steps (early iterations have a handful of frames)",
+    )
     patience: PositiveInt = 20
     batch_size: PositiveInt = 4
     lr: PositiveFloat = 0.01
@@ -237,7 +243,7 @@ class SelectConfig(_Section):
 
     trust: TrustWindow = TrustWindow()
     max_per_system: PositiveInt = 10
-    diversity: Literal["fps", "kmeans", "random"] = "fps"
+    diversity: Literal["fps", "weighted_fps", "kmeans", "random"] = "fps"
     dedupe_distance: NonNegativeFloat = 1e-3
     adaptive_lo: bool = False
     seed: int = 0

@@ -15,15 +15,22 @@ class Selection:
     rejected: dict[int, str] = field(default_factory=dict)
 
 
-def farthest_point(x: np.ndarray, n: int, first: int = 0) -> list[int]:
-    """Greedy farthest-point sampling: each pick maximises its distance to those picked."""
+def farthest_point(
+    x: np.ndarray, n: int, first: int = 0, weights: np.ndarray | None = None
+) -> list[int]:
+    """Greedy farthest-point sampling: each pick maximises its distance to those picked.
+
+    With ``weights``, each pick maximises weight x distance instead: a frame twice as
+    uncertain counts as twice as far, so diversity is traded against uncertainty.
+    """
     if n <= 0 or len(x) == 0:
         return []
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     picked = [first]
     dist = np.linalg.norm(x - x[first], axis=1)
     while len(picked) < min(n, len(x)):
-        nxt = int(np.argmax(dist))
-        if dist[nxt] <= 0:
+        nxt = int(np.argmax(dist * w))
+        if dist[nxt] * w[nxt] <= 0:
             break
         picked.append(nxt)
         dist = np.minimum(dist, np.linalg.norm(x - x[nxt], axis=1))
@@ -61,8 +68,10 @@ def select(
     Duplicates go first: a content hash already known (labelled or stored earlier in the
     campaign) or repeated, or a descriptor within ``dedupe_distance`` of a known
     structure or of an earlier candidate. From the rest, ``fps`` starts from the most
-    uncertain frame and adds the farthest in descriptor space; ``kmeans`` takes the
-    frame nearest each centroid; ``random`` draws with ``seed``. Deterministic.
+    uncertain frame and adds the farthest in descriptor space; ``weighted_fps`` does the
+    same with each distance multiplied by the frame's uncertainty (query by committee
+    with a diversity floor); ``kmeans`` takes the frame nearest each centroid;
+    ``random`` draws with ``seed``. Deterministic.
     """
     x = np.asarray(descriptors, dtype=float)
     rejected: dict[int, str] = {}
@@ -85,8 +94,10 @@ def select(
             continue
         seen.add(hashes[i])
         keep.append(i)
-    if method == "fps":
-        chosen_local = farthest_point(x[keep], max_n, first=0) if keep else []
+    if method in ("fps", "weighted_fps"):
+        # keep is in decreasing uncertainty, so both start from the most uncertain frame
+        weights = np.asarray(uncertainty, dtype=float)[keep] if method == "weighted_fps" else None
+        chosen_local = farthest_point(x[keep], max_n, first=0, weights=weights) if keep else []
     elif method == "kmeans":
         chosen_local = kmeans_representatives(x[keep], max_n, seed) if keep else []
     elif method == "random":

@@ -74,7 +74,7 @@ class MemberResult:
 
 def hyperparameters(cfg: ModelConfig) -> dict:
     """The settings that define a member's training (stored with it)."""
-    keep = [*_FLAGS, "epochs", "dtype", "valid_fraction", "bootstrap", "warm_start"]
+    keep = [*_FLAGS, "epochs", "min_updates", "dtype", "valid_fraction", "bootstrap", "warm_start"]
     return {k: getattr(cfg, k) for k in keep}
 
 
@@ -85,6 +85,12 @@ def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray,
     order = np.random.default_rng(seed).permutation(n)
     n_valid = min(max(1, round(valid_fraction * n)), n - 1)
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+
+def epochs_for(cfg: ModelConfig, n_train: int) -> int:
+    """``cfg.epochs``, raised so that ``n_train`` frames get ``cfg.min_updates`` steps."""
+    steps_per_epoch = max(1, -(-n_train // cfg.batch_size))
+    return max(cfg.epochs, -(-cfg.min_updates // steps_per_epoch))
 
 
 def mace_arguments(
@@ -298,7 +304,7 @@ def train_committee(
             valid_file=mdir / "valid.xyz",
             workdir=mdir,
             device=device,
-            epochs=cfg.epochs,
+            epochs=epochs_for(cfg, len(members_train)),
             foundation=foundation,
         )
         log.info(

@@ -63,7 +63,22 @@ def test_farthest_point_covers_every_cluster_random_does_not():
     assert np.mean(covered) < 4.5  # random picks repeat clusters: ~3.4 of 5 on average
 
 
-@pytest.mark.parametrize("method", ["fps", "kmeans", "random"])
+def test_weighted_fps_prefers_uncertain_frames_over_far_certain_ones():
+    x = np.array([[0.0], [1.0], [2.0], [10.0]])
+    dev = np.array([1.0, 1.0, 1.0, 0.05])
+    hashes = ["a", "b", "c", "d"]
+    # plain FPS goes to the far frame the committee agrees on; weighted FPS does not
+    assert select(x, hashes, dev, 2, method="fps").selected == [0, 3]
+    assert select(x, hashes, dev, 2, method="weighted_fps").selected == [0, 2]
+    # with equal uncertainties it is plain FPS
+    flat = np.full(4, 0.3)
+    assert (
+        select(x, hashes, flat, 3, method="weighted_fps").selected
+        == select(x, hashes, flat, 3, method="fps").selected
+    )
+
+
+@pytest.mark.parametrize("method", ["fps", "weighted_fps", "kmeans", "random"])
 def test_selection_respects_cap_and_is_deterministic(method):
     x, _ = clustered()
     hashes = [f"h{i}" for i in range(len(x))]

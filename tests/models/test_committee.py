@@ -154,3 +154,14 @@ def test_neighbour_skin_and_moved_positions_change_nothing(trained):
     for f_c, f_f in zip(cached.forces, fresh.forces, strict=True):
         np.testing.assert_allclose(f_c, f_f, atol=1e-10)
     np.testing.assert_allclose(cached.force_dev_max, fresh.force_dev_max, atol=1e-10)
+
+
+def test_min_updates_raises_the_epochs_of_a_small_training_set():
+    from aloop.models.train import epochs_for
+
+    cfg = TINY.model_copy(update={"epochs": 20, "batch_size": 4, "min_updates": 200})
+    # 7 frames are 2 batches an epoch: 100 epochs give 200 optimizer steps
+    assert epochs_for(cfg, 7) == 100
+    # a set large enough for 200 steps in 20 epochs keeps the configured epochs
+    assert epochs_for(cfg, 40) == 20 and epochs_for(cfg, 400) == 20
+    assert epochs_for(TINY, 7) == TINY.epochs  # off by default

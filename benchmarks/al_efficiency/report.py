@@ -1,0 +1,130 @@
+"""Learning curves, the label count to reach the target, the ratio, table and plot."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+ARM_TITLES = {
+    "al": "A: aloop active learning (fps)",
+    "al_weighted": "A2: uncertainty-weighted fps",
+    "random": "B: pool-based random",
+}
+ARM_KEYS = {"al": "A", "al_weighted": "A2", "random": "B"}
+
+
+def curves(rows: dict[str, dict[int, list[dict]]]) -> dict[str, list[dict]]:
+    """Per arm, per iteration: labels and errors as mean and std over seeds."""
+    out = {}
+    for arm, by_seed in rows.items():
+        by_iteration: dict[int, list[dict]] = defaultdict(list)
+        for seed_rows in by_seed.values():
+            for r in seed_rows:
+                by_iteration[r["iteration"]].append(r)
+        points = []
+        for k in sorted(by_iteration):
+            rs = by_iteration[k]
+            point = {"iteration": k, "seeds": len(rs)}
+            for key in ("labels", "forces_rmse", "energy_rmse_per_atom", "member_forces_rmse"):
+                v = np.array([r[key] for r in rs], dtype=float)
+                point[key] = float(v.mean())
+                point[f"{key}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            points.append(point)
+        out[arm] = points
+    return out
+
+
+def labels_to_reach(labels: list[float], errors: list[float], target: float) -> float | None:
+    """Label count where the curve first reaches ``target`` (linear between points)."""
+    for i, (n, e) in enumerate(zip(labels, errors, strict=True)):
+        if e <= target:
+            if i == 0:
+                return float(n)
+            n0, e0 = labels[i - 1], errors[i - 1]
+            return float(n0 + (e0 - target) / (e0 - e) * (n - n0))
+    return None
+
+
+def target_summary(curve: dict[str, list[dict]], rows: dict, target: float) -> dict:
+    """Labels each arm needs for the target force RMSE (mean curve and per seed), ratio."""
+    out: dict = {"target_forces_rmse": target, "arms": {}}
+    for arm, points in curve.items():
+        mean_n = labels_to_reach(
+            [p["labels"] for p in points], [p["forces_rmse"] for p in points], target
+        )
+        per_seed = {
+            str(seed): labels_to_reach(
+                [r["labels"] for r in rs], [r["forces_rmse"] for r in rs], target
+            )
+            for seed, rs in rows[arm].items()
+        }
+        out["arms"][arm] = {"labels": mean_n, "per_seed": per_seed}
+    b = out["arms"].get("random", {}).get("labels")
+    for arm, found in out["arms"].items():
+        if arm != "random":
+            a = found["labels"]
+            found["ratio_to_random"] = a / b if a is not None and b else None
+    return out
+
+
+def markdown_table(curve: dict[str, list[dict]]) -> str:
+    """One row per iteration: labels and test errors of every arm (mean +- std)."""
+    arms = list(curve)
+    keys = [ARM_KEYS.get(a, a) for a in arms]
+    lines = [
+        "| iteration | labels | "
+        + " | ".join(f"{k}: force RMSE (eV/Å)" for k in keys)
+        + " | "
+        + " | ".join(f"{k}: energy RMSE (meV/atom)" for k in keys)
+        + " |",
+        "|---:|---:|" + "---:|" * (2 * len(arms)),
+    ]
+    by_arm = {a: {p["iteration"]: p for p in curve[a]} for a in arms}
+    iterations = sorted({k for a in arms for k in by_arm[a]})
+
+    def cell(p: dict | None, key: str, scale: float = 1.0, digits: int = 3) -> str:
+        if p is None:
+            return "-"
+        return f"{p[key] * scale:.{digits}f} ± {p[key + '_std'] * scale:.{digits}f}"
+
+    for k in iterations:
+        points = [by_arm[a].get(k) for a in arms]
+        labels = sorted({f"{p['labels']:.0f}" for p in points if p})
+        forces = [cell(p, "forces_rmse") for p in points]
+        energies = [cell(p, "energy_rmse_per_atom", 1000, 1) for p in points]
+        lines.append(f"| {k} | {' / '.join(labels)} | " + " | ".join(forces + energies) + " |")
+    return "\n".join(lines)
+
+
+def plot(curve: dict[str, list[dict]], target: float | None, path: str) -> None:
+    """Force and energy RMSE vs DFT labels, mean and one std band per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for arm, points in curve.items():
+        n = np.array([p["labels"] for p in points])
+        for ax, key, scale in (
+            (axes[0], "forces_rmse", 1.0),
+            (axes[1], "energy_rmse_per_atom", 1000.0),
+        ):
+            m = np.array([p[key] for p in points]) * scale
+            s = np.array([p[f"{key}_std"] for p in points]) * scale
+            ax.plot(n, m, "o-", label=ARM_TITLES.get(arm, arm))
+            ax.fill_between(n, m - s, m + s, alpha=0.25)
+    if target is not None:
+        axes[0].axhline(target, color="grey", ls="--", lw=1, label="target")
+    axes[0].set_ylabel("test force RMSE (eV/Å)")
+    axes[1].set_ylabel("test energy RMSE (meV/atom)")
+    for ax in axes:
+        ax.set_xlabel("DFT labels in the training set")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("Ethanol, HF/STO-3G: committee mean on the held-out MD test set")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,72 @@
+"""The data-efficiency study's set-up and arithmetic (the study itself runs for an hour)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aloop.config import parse_config
+from benchmarks.al_efficiency import arms
+from benchmarks.al_efficiency.report import curves, labels_to_reach, target_summary
+
+
+def _without(cfg: dict, *keys: str) -> dict:
+    return {k: v for k, v in cfg.items() if k not in keys}
+
+
+@pytest.mark.parametrize("arm", ["al", "al_weighted"])
+def test_arms_differ_only_in_how_frames_are_chosen(arm):
+    a, b = arms.campaign_config(arm, 1), arms.campaign_config("random", 1)
+    assert _without(a, "campaign", "description", "select") == _without(
+        b, "campaign", "description", "select"
+    )
+    assert a["select"]["max_per_system"] == b["select"]["max_per_system"]
+    assert a["select"]["seed"] == b["select"]["seed"] == 1
+    # both are valid campaign files
+    for cfg in (a, b):
+        parse_config(cfg)
+
+
+def test_random_arm_never_uses_the_committee_uncertainty():
+    from aloop.explore.classify import CANDIDATE, classify
+
+    cfg = parse_config(arms.campaign_config("random", 0))
+    window = cfg.select.trust
+    deviations = [0.0, 1e-4, 0.3, 5.0, 1e3]
+    assert list(classify(deviations, window.lo, window.hi)) == [CANDIDATE] * len(deviations)
+    # walkers stop at force_dev_factor * hi: far beyond any committee disagreement
+    assert cfg.explore.stop.force_dev_factor * window.hi > 1e5
+    assert cfg.select.diversity == "random"
+
+
+def test_seeds_change_every_random_choice_of_the_loop():
+    a0, a1 = arms.campaign_config("al", 0), arms.campaign_config("al", 1)
+    for section in ("initial", "explore", "select"):
+        assert a0[section]["seed"] != a1[section]["seed"]
+    assert not set(a0["model"]["seeds"]) & set(a1["model"]["seeds"])
+
+
+def test_labels_to_reach_interpolates_between_iterations():
+    assert labels_to_reach([8, 16, 24], [0.5, 0.3, 0.2], 0.25) == pytest.approx(20.0)
+    assert labels_to_reach([8, 16], [0.2, 0.1], 0.3) == 8.0
+    assert labels_to_reach([8, 16], [0.5, 0.4], 0.3) is None
+
+
+def _row(iteration: int, labels: int, forces_rmse: float) -> dict:
+    return {
+        "iteration": iteration,
+        "labels": labels,
+        "forces_rmse": forces_rmse,
+        "energy_rmse_per_atom": 0.01,
+        "member_forces_rmse": forces_rmse + 0.05,
+    }
+
+
+def test_ratio_of_labels_to_the_target():
+    rows = {
+        "al": {0: [_row(1, 8, 0.4), _row(2, 16, 0.2)]},
+        "random": {0: [_row(1, 8, 0.5), _row(2, 32, 0.3)]},
+    }
+    summary = target_summary(curves(rows), rows, 0.3)
+    assert summary["arms"]["al"]["labels"] == pytest.approx(12.0)
+    assert summary["arms"]["random"]["labels"] == pytest.approx(32.0)
+    assert summary["arms"]["al"]["ratio_to_random"] == pytest.approx(12 / 32)
