@@ -58,25 +58,47 @@ def _rmse(x: np.ndarray) -> float:
 
 
 def committee_test_errors(committee: Any, frames: list) -> dict:
-    """Committee-mean errors and each member's own, from one batched evaluation."""
+    """Committee-mean errors and each member's own, from one batched evaluation.
+
+    Also how well the committee knows its own error (the premise of query by committee):
+    the rank correlation, over test frames, between the committee's max force deviation
+    and the true max force error of its mean, and the median ratio of the two.
+    """
+    from scipy.stats import spearmanr
+
     from aloop.records import REF_ENERGY, REF_FORCES
 
     res = committee.evaluate(frames, per_member=True)
     n_atoms = np.array([len(a) for a in frames])
     ref_e = np.array([a.info[REF_ENERGY] for a in frames])
-    ref_f = np.concatenate([a.arrays[REF_FORCES] for a in frames])
+    ref_f = [a.arrays[REF_FORCES] for a in frames]
     members = range(res.energy_members.shape[1])
-    member_f = [_rmse(np.concatenate([f[m] for f in res.forces_members]) - ref_f) for m in members]
+    member_f = [
+        _rmse(np.concatenate([f[m] for f in res.forces_members]) - np.concatenate(ref_f))
+        for m in members
+    ]
     member_e = [_rmse((res.energy_members[:, m] - ref_e) / n_atoms) for m in members]
+    errors = [f - r for f, r in zip(res.forces, ref_f, strict=True)]
+    worst = np.array([np.linalg.norm(e, axis=1).max() for e in errors])
+    temperature = np.array([a.info.get("temperature", np.nan) for a in frames])
+    by_t = {
+        t: np.concatenate([e for e, tt in zip(errors, temperature, strict=True) if tt == t])
+        for t in sorted(set(temperature[np.isfinite(temperature)]))
+    }
     return {
-        "forces_rmse": _rmse(np.concatenate(res.forces) - ref_f),
+        "forces_rmse": _rmse(np.concatenate(errors)),
         "energy_rmse_per_atom": _rmse((res.energy - ref_e) / n_atoms),
         "member_forces_rmse": float(np.mean(member_f)),
         "member_energy_rmse_per_atom": float(np.mean(member_e)),
+        "forces_rmse_by_temperature": {f"{t:.0f}": _rmse(e) for t, e in by_t.items()},
+        "deviation_error_spearman": float(spearmanr(res.force_dev_max, worst).statistic),
+        "deviation_over_error_median": float(np.median(res.force_dev_max / worst)),
     }
 
 
-def test_errors(campaign_name: str, test_frames: list, cache: Path, device: str) -> list[dict]:
+def test_errors(
+    campaign_name: str, test_frames: list, testset_sha256: str, cache: Path, device: str
+) -> list[dict]:
     """Energy and force errors of each trained committee on the test set.
 
     ``forces_rmse`` is the committee mean's (what the loop explores with);
@@ -85,7 +107,7 @@ def test_errors(campaign_name: str, test_frames: list, cache: Path, device: str)
     """
     rows = []
     for k, members, n_labels in trained_committees(campaign_name):
-        key = "test:" + ":".join(m["sha256"] for m in members)
+        key = f"test:{testset_sha256}:" + ":".join(m["sha256"] for m in members)
 
         def compute(members: list[dict] = members) -> dict:
             return committee_test_errors(_committee(members, device), test_frames)
@@ -166,10 +188,12 @@ def campaign_summary(campaign_name: str) -> dict:
     from collections import Counter
 
     from db import loop as q
-    from db.documents import Campaign
+    from db.documents import Campaign, Model
 
     campaign = Campaign.objects(name=campaign_name).first()
     stats = q.iteration_stats(campaign)
+    last = max(m.iteration for m in Model.objects(campaign=campaign.id).only("iteration"))
+    final = list(Model.objects(campaign=campaign.id, iteration=last).only("metrics"))
     stops: Counter = Counter()
     for it in stats:
         for system in it.get("systems", []):
@@ -186,5 +210,12 @@ def campaign_summary(campaign_name: str) -> dict:
         "md_steps": sum(s.get("md_steps", 0) for it in stats for s in it.get("systems", [])),
         "walker_stops": dict(stops),
         "stage_wall_s": {k: round(v, 1) for k, v in wall.items()},
+        # how well the final members fit their own data (a floor for the test error)
+        "final_train_forces_rmse": float(
+            np.mean([m.metrics["train"]["forces_rmse"] for m in final])
+        ),
+        "final_valid_forces_rmse": float(
+            np.mean([m.metrics["valid"]["forces_rmse"] for m in final])
+        ),
         "wall_s": round(sum(it.get("iteration_wall_s", 0.0) for it in stats), 1),
     }

@@ -26,8 +26,19 @@ def curves(rows: dict[str, dict[int, list[dict]]]) -> dict[str, list[dict]]:
         for k in sorted(by_iteration):
             rs = by_iteration[k]
             point = {"iteration": k, "seeds": len(rs)}
-            for key in ("labels", "forces_rmse", "energy_rmse_per_atom", "member_forces_rmse"):
-                v = np.array([r[key] for r in rs], dtype=float)
+            flat = [
+                {
+                    **r,
+                    **{
+                        f"forces_rmse_{t}K": v
+                        for t, v in r.get("forces_rmse_by_temperature", {}).items()
+                    },
+                }
+                for r in rs
+            ]
+            keys = [k for k in flat[0] if isinstance(flat[0][k], int | float) and k != "iteration"]
+            for key in keys:
+                v = np.array([r[key] for r in flat], dtype=float)
                 point[key] = float(v.mean())
                 point[f"{key}_std"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
             points.append(point)
@@ -66,6 +77,31 @@ def target_summary(curve: dict[str, list[dict]], rows: dict, target: float) -> d
             a = found["labels"]
             found["ratio_to_random"] = a / b if a is not None and b else None
     return out
+
+
+def calibration_table(curve: dict[str, list[dict]]) -> str:
+    """Per arm and iteration: force RMSE per test temperature and committee calibration."""
+    first = next(iter(curve.values()))[0]
+    temps = sorted(
+        (k for k in first if k.startswith("forces_rmse_") and k.endswith("K")),
+        key=lambda k: float(k[len("forces_rmse_") : -1]),
+    )
+    head = " | ".join(f"force RMSE {k[len('forces_rmse_') :]}" for k in temps)
+    lines = [
+        f"| arm | iteration | labels | {head} | Spearman(deviation, error) "
+        "| median deviation / error |",
+        "|---|---:|---:|" + "---:|" * (len(temps) + 2),
+    ]
+    for arm, points in curve.items():
+        for p in points:
+            cells = [f"{p[k]:.3f}" for k in temps]
+            lines.append(
+                f"| {ARM_KEYS.get(arm, arm)} | {p['iteration']} | {p['labels']:.0f} | "
+                + " | ".join(cells)
+                + f" | {p.get('deviation_error_spearman', float('nan')):.2f} "
+                f"| {p.get('deviation_over_error_median', float('nan')):.2f} |"
+            )
+    return "\n".join(lines)
 
 
 def markdown_table(curve: dict[str, list[dict]]) -> str:

@@ -85,7 +85,9 @@ def _trajectory(plan: TestSetPlan, dft: dict, temperature: float, index: int, se
                     "step": step,
                 }
             )
-            frame.arrays[REF_FORCES] = atoms.get_forces().copy()
+            # The raw DFT forces: get_forces() would apply FixCom's projection, which
+            # is what the integrator needs but not what DFT says.
+            frame.arrays[REF_FORCES] = atoms.get_forces(apply_constraint=False).copy()
             frames.append(frame)
 
     dyn.attach(sample, interval=1)

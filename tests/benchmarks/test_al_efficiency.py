@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from aloop.config import parse_config
@@ -70,3 +71,23 @@ def test_ratio_of_labels_to_the_target():
     assert summary["arms"]["al"]["labels"] == pytest.approx(12.0)
     assert summary["arms"]["random"]["labels"] == pytest.approx(32.0)
     assert summary["arms"]["al"]["ratio_to_random"] == pytest.approx(12 / 32)
+
+
+def test_test_set_frames_carry_the_dft_forces_not_the_constrained_ones():
+    """The MD integrator sees FixCom-projected forces; the test set must keep DFT's."""
+    from benchmarks.al_efficiency.testset import TestSetPlan, _trajectory
+    from dft.calculator import PySCFCalculator
+    from dft.settings import LabelSettings
+
+    plan = TestSetPlan(molecule="H2O", steps=4, equilibration_steps=0, interval=2)
+    dft = {"method": "HF", "basis": "sto-3g", "conv_tol": 1e-9}
+    frames = _trajectory(plan, dft, 600.0, 0, seed=1)
+    assert [a.info["step"] for a in frames] == [2, 4]
+    for frame in frames:
+        fresh = frame.copy()
+        fresh.set_constraint()
+        fresh.calc = PySCFCalculator(LabelSettings(**dft))
+        np.testing.assert_allclose(frame.arrays["REF_forces"], fresh.get_forces(), atol=1e-6)
+        assert frame.info["REF_energy"] == pytest.approx(fresh.get_potential_energy(), abs=1e-7)
+        # DFT forces on an isolated molecule sum to zero; FixCom's projection does not
+        np.testing.assert_allclose(frame.arrays["REF_forces"].sum(axis=0), 0.0, atol=1e-6)
