@@ -28,6 +28,11 @@ NonNegativeFloat = Annotated[float, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
+#: Settings added after campaigns were first stored, with the value that reproduces the
+#: behaviour from before they existed. At that value they stay out of the result hash,
+#: so a stored campaign resumes after an upgrade instead of being refused as changed.
+HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {("model", "min_updates"): 0}
+
 SCF_STRATEGIES = ("diis", "damping_levelshift", "newton", "initial_guess", "smearing")
 
 
@@ -357,6 +362,9 @@ class CampaignConfig(_Section):
         data = self.model_dump(
             mode="json", exclude={"execution", "database", "description", "stop"}
         )
+        for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
+            if data[section].get(key) == neutral:
+                del data[section][key]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -64,6 +64,22 @@ def test_result_hash_ignores_execution_but_not_science():
     assert parse_config(with_change("dft.basis", "sto-3g")).result_hash() != base
 
 
+def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value():
+    import hashlib
+    import json
+
+    cfg = parse_config(MINIMAL)
+    # the hash as computed before model.min_updates existed
+    data = cfg.model_dump(mode="json", exclude={"execution", "database", "description", "stop"})
+    del data["model"]["min_updates"]
+    before = hashlib.sha256(
+        json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    assert cfg.result_hash() == before
+    # set to anything else, it changes what is computed, so the hash
+    assert parse_config(with_change("model.min_updates", 200)).result_hash() != before
+
+
 def test_structure_file_relative_to_config(tmp_path):
     from ase.build import molecule
     from ase.io import write
