@@ -31,7 +31,10 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 #: Settings added after campaigns were first stored, with the value that reproduces the
 #: behaviour from before they existed. At that value they stay out of the result hash,
 #: so a stored campaign resumes after an upgrade instead of being refused as changed.
-HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {("model", "min_updates"): 0}
+HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
+    ("model", "min_updates"): 0,
+    ("model", "ema_decay"): None,
+}
 
 SCF_STRATEGIES = ("diis", "damping_levelshift", "newton", "initial_guess", "smearing")
 
@@ -170,6 +173,12 @@ class ModelConfig(_Section):
     patience: PositiveInt = 20
     batch_size: PositiveInt = 4
     lr: PositiveFloat = 0.01
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None,
+        description="evaluate and save an exponential moving average of the weights "
+        "(MACE --ema); with a few frames and batch 4 the raw weights jump from step to "
+        "step, and the average is markedly more accurate. None: off (MACE's default)",
+    )
     energy_weight: NonNegativeFloat = 1.0
     forces_weight: NonNegativeFloat = 100.0
     valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1

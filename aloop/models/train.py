@@ -74,7 +74,8 @@ class MemberResult:
 
 def hyperparameters(cfg: ModelConfig) -> dict:
     """The settings that define a member's training (stored with it)."""
-    keep = [*_FLAGS, "epochs", "min_updates", "dtype", "valid_fraction", "bootstrap", "warm_start"]
+    keep = [*_FLAGS, "epochs", "min_updates", "ema_decay", "dtype", "valid_fraction"]
+    keep += ["bootstrap", "warm_start"]
     return {k: getattr(cfg, k) for k in keep}
 
 
@@ -128,6 +129,8 @@ def mace_arguments(
         f"--results_dir={workdir / 'results'}",
     ]
     args += [f"{flag}={getattr(cfg, key)}" for key, flag in _FLAGS.items()]
+    if cfg.ema_decay is not None:
+        args += ["--ema", f"--ema_decay={cfg.ema_decay}"]
     if foundation is not None:
         args += [f"--foundation_model={foundation}", "--multiheads_finetuning=False"]
     return args

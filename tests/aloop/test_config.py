@@ -69,15 +69,16 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
     import json
 
     cfg = parse_config(MINIMAL)
-    # the hash as computed before model.min_updates existed
+    # the hash as computed before model.min_updates and model.ema_decay existed
     data = cfg.model_dump(mode="json", exclude={"execution", "database", "description", "stop"})
-    del data["model"]["min_updates"]
+    del data["model"]["min_updates"], data["model"]["ema_decay"]
     before = hashlib.sha256(
         json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
     assert cfg.result_hash() == before
     # set to anything else, it changes what is computed, so the hash
     assert parse_config(with_change("model.min_updates", 200)).result_hash() != before
+    assert parse_config(with_change("model.ema_decay", 0.99)).result_hash() != before
 
 
 def test_structure_file_relative_to_config(tmp_path):

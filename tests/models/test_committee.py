@@ -156,6 +156,41 @@ def test_neighbour_skin_and_moved_positions_change_nothing(trained):
     np.testing.assert_allclose(cached.force_dev_max, fresh.force_dev_max, atol=1e-10)
 
 
+def test_ema_decay_trains_the_moving_average_of_the_weights(trained, tmp_path):
+    from aloop.models.train import mace_arguments
+
+    frames, ids, members = trained
+    ema = TINY.model_copy(update={"ema_decay": 0.99})
+    argv = mace_arguments(
+        ema,
+        name="m",
+        seed=0,
+        train_file=tmp_path / "t.xyz",
+        valid_file=tmp_path / "v.xyz",
+        workdir=tmp_path,
+        device="cpu",
+        epochs=1,
+    )
+    assert argv[-2:] == ["--ema", "--ema_decay=0.99"]
+    assert "--ema" not in mace_arguments(
+        TINY,
+        name="m",
+        seed=0,
+        train_file=tmp_path / "t.xyz",
+        valid_file=tmp_path / "v.xyz",
+        workdir=tmp_path,
+        device="cpu",
+        epochs=1,
+    )
+    # MACE itself accepts it: same seed and split as member 0, a different saved model
+    (member,) = train_committee(frames, ids, ema, tmp_path / "ema", members=[0])
+    assert member.hyperparameters["ema_decay"] == 0.99
+    assert members[0].hyperparameters["ema_decay"] is None
+    assert member.training_ids == members[0].training_ids
+    assert member.sha256 != members[0].sha256
+    load_model(member.weights, member.sha256)
+
+
 def test_min_updates_raises_the_epochs_of_a_small_training_set():
     from aloop.models.train import epochs_for
 
