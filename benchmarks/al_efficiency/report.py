@@ -9,9 +9,10 @@ import numpy as np
 ARM_TITLES = {
     "al": "A: aloop active learning (fps)",
     "al_weighted": "A2: uncertainty-weighted fps",
+    "al_kmeans": "A3: k-means representatives",
     "random": "B: pool-based random",
 }
-ARM_KEYS = {"al": "A", "al_weighted": "A2", "random": "B"}
+ARM_KEYS = {"al": "A", "al_weighted": "A2", "al_kmeans": "A3", "random": "B"}
 
 
 def curves(rows: dict[str, dict[int, list[dict]]]) -> dict[str, list[dict]]:
@@ -133,7 +134,12 @@ def markdown_table(curve: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-def plot(curve: dict[str, list[dict]], target: float | None, path: str) -> None:
+def plot(
+    curve: dict[str, list[dict]],
+    target: float | None,
+    path: str,
+    title: str = "Ethanol, HF/STO-3G: committee mean on the held-out MD test set",
+) -> None:
     """Force and energy RMSE vs DFT labels, mean and one std band per arm."""
     import matplotlib
 
@@ -150,7 +156,8 @@ def plot(curve: dict[str, list[dict]], target: float | None, path: str) -> None:
             m = np.array([p[key] for p in points]) * scale
             s = np.array([p[f"{key}_std"] for p in points]) * scale
             ax.plot(n, m, "o-", label=ARM_TITLES.get(arm, arm))
-            ax.fill_between(n, m - s, m + s, alpha=0.25)
+            # on a log axis a band below zero would fill to the bottom of the plot
+            ax.fill_between(n, np.maximum(m - s, 0.2 * m), m + s, alpha=0.25)
     if target is not None:
         axes[0].axhline(target, color="grey", ls="--", lw=1, label="target")
     axes[0].set_ylabel("test force RMSE (eV/Å)")
@@ -160,7 +167,79 @@ def plot(curve: dict[str, list[dict]], target: float | None, path: str) -> None:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle("Ethanol, HF/STO-3G: committee mean on the held-out MD test set")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _labels(n: float | None, curve_points: list[dict]) -> str:
+    if n is not None:
+        return f"{n:.1f}"
+    last = curve_points[-1]
+    return f"not reached ({last['forces_rmse']:.3f} at {last['labels']:.0f})"
+
+
+def target_table(summary: dict, curve: dict[str, list[dict]]) -> str:
+    """Labels each arm needs for the target: mean curve, per seed, ratio to B."""
+    lines = [
+        "| arm | labels to reach the target (mean curve) | per seed | ratio to B |",
+        "|---|---:|---|---:|",
+    ]
+    for arm, found in summary["arms"].items():
+        seeds = ", ".join(
+            "not reached" if n is None else f"{n:.1f}" for n in found["per_seed"].values()
+        )
+        ratio = found.get("ratio_to_random")
+        cell = "1" if arm == "random" else ("> 1" if ratio is None else f"**{ratio:.2f}**")
+        lines.append(
+            f"| {ARM_TITLES.get(arm, arm)} | {_labels(found['labels'], curve[arm])} "
+            f"| {seeds} | {cell} |"
+        )
+    return "\n".join(lines)
+
+
+def stability_table(stability: dict) -> str:
+    """Stable trajectories of each arm's final models, in all and per seed."""
+    lines = [
+        "| arm | stable trajectories | per seed | final model trained on |",
+        "|---|---:|---|---:|",
+    ]
+    for arm, by_seed in stability.items():
+        if arm == "settings":
+            continue
+        runs = list(by_seed.values())
+        stable = sum(r["stable"] for r in runs)
+        total = sum(r["trajectories"] for r in runs)
+        per_seed = ", ".join(f"{r['stable']}/{r['trajectories']}" for r in runs)
+        labels = sorted({r["labels"] for r in runs})
+        lines.append(
+            f"| {ARM_TITLES.get(arm, arm)} | {stable}/{total} ({100 * stable / total:.0f} %) "
+            f"| {per_seed} | {', '.join(map(str, labels))} labels |"
+        )
+    return "\n".join(lines)
+
+
+def campaigns_table(spent: dict[str, dict]) -> str:
+    """MD steps, walker stops and how well the final members fit their own data."""
+    lines = [
+        "| arm | MD steps per campaign (mean) | walker stops, all seeds "
+        "| final members' train / valid force RMSE (eV/Å) | wall time per campaign |",
+        "|---|---:|---|---|---:|",
+    ]
+    for arm, by_seed in spent.items():
+        runs = list(by_seed.values())
+        stops: dict[str, int] = defaultdict(int)
+        for r in runs:
+            for reason, n in r["walker_stops"].items():
+                stops[reason] += n
+        stop_text = ", ".join(f"{k} {v}" for k, v in sorted(stops.items()))
+        train = np.mean([r["final_train_forces_rmse"] for r in runs])
+        valid = np.mean([r["final_valid_forces_rmse"] for r in runs])
+        md = np.mean([r["md_steps"] for r in runs])
+        wall = np.mean([r["wall_s"] for r in runs]) / 60
+        lines.append(
+            f"| {ARM_TITLES.get(arm, arm)} | {md:,.0f} | {stop_text} "
+            f"| {train:.3f} / {valid:.3f} | {wall:.1f} min |"
+        )
+    return "\n".join(lines)

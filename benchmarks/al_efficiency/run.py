@@ -1,17 +1,18 @@
 """Data-efficiency study: aloop's active learning against pool-based random sampling.
 
-    python benchmarks/al_efficiency/run.py [--seeds 0 1 2] [--work DIR]
+    python benchmarks/al_efficiency/run.py [--seeds 0 1 2] [--arms ...] [--work DIR]
 
 One command runs the whole study and resumes it when run again after an interruption:
 
-1. test set: DFT-driven MD of ethanol at 300, 600 and 1000 K (testset.py), written once
-   to results/testset.xyz and hashed;
-2. campaigns: arm A (aloop) and arm B (random) for every seed, each a real ``aloop run``
+1. test sets: DFT-driven MD of ethanol at 300, 600 and 1000 K (testset.py), written once
+   to results/testset.xyz and hashed, and a second one at 1500 K;
+2. campaigns: arms A and A3 (aloop) and B (random) for every seed, each a real ``aloop run``
    on one embedded database in the work folder (a re-run resumes each campaign where it
    stopped; finished ones are skipped by the loop itself);
 3. evaluation: every trained committee on the test set, and MD stability of each
    campaign's final model (10 ps at 1000 K), cached by model hash;
-4. report: results/results.json, results/table.md and results/rmse_vs_labels.png.
+4. report: results/results.json, results/table.md and the plots (the main test set, and
+   a second one at 1500 K, beyond the exploration temperatures).
 
 The work folder (gitignored) holds the database, logs and caches; the results folder is
 committed. Read benchmarks/al_efficiency/README.md for the set-up and the findings.
@@ -44,6 +45,12 @@ from benchmarks.al_efficiency.testset import TestSetPlan, generate  # noqa: E402
 #: MD stability of the final models: 10 ps at the highest test temperature. 1 fs steps
 #: (the DFT-driven test trajectories ran at 1 fs at 1000 K and stayed physical).
 STABILITY = {"temperature": 1000.0, "trajectories": 8, "length_ps": 10.0, "timestep_fs": 1.0}
+
+#: A second, smaller test set beyond the exploration temperatures (added in round 2,
+#: after round 1): both arms explore up to 1000 K, so errors at 1500 K measure how each
+#: arm's training set extrapolates, which is where selecting by uncertainty and
+#: diversity is meant to pay off. Same DFT, integrator and sampling as the main set.
+BEYOND = TestSetPlan(temperatures=(1500.0,))
 
 
 @contextlib.contextmanager
@@ -91,7 +98,7 @@ def prefect_api(work: Path) -> Iterator[dict[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", choices=arms.ARMS, default=list(arms.ARMS))
+    parser.add_argument("--arms", nargs="+", choices=arms.ARMS, default=list(arms.STUDY_ARMS))
     parser.add_argument(
         "--jobs", type=int, default=2, help="campaigns run at once (one thread each)"
     )
@@ -111,6 +118,8 @@ def main() -> None:
     testset = generate(plan, dft, work / "testset", results / "testset.xyz")
     timings["testset_s"] = time.perf_counter() - t0
     print(f"test set: {testset['frames']} frames, sha256 {testset['sha256'][:16]}", flush=True)
+    beyond = generate(BEYOND, dft, work / "testset", results / "testset-1500K.xyz")
+    print(f"1500 K test set: {beyond['frames']} frames, sha256 {beyond['sha256'][:16]}")
 
     # 2. the campaigns, arm by arm and seed by seed (each resumes on its own)
     env = {"ALOOP_DATA_DIR": str(work / "data")}
@@ -141,7 +150,9 @@ def main() -> None:
 
     device = pick_device("auto")
     test_frames = read(results / "testset.xyz", ":")
+    beyond_frames = read(results / "testset-1500K.xyz", ":")
     rows: dict[str, dict[int, list[dict]]] = {arm: {} for arm in args.arms}
+    rows_beyond: dict[str, dict[int, list[dict]]] = {arm: {} for arm in args.arms}
     finals: dict[tuple[str, int], dict] = {}
     spent: dict[str, dict[int, dict]] = {arm: {} for arm in args.arms}
     t0 = time.perf_counter()
@@ -152,6 +163,9 @@ def main() -> None:
             try:
                 rows[arm][seed] = evaluate.test_errors(
                     name, test_frames, testset["sha256"], work / "evaluation.json", device
+                )
+                rows_beyond[arm][seed] = evaluate.test_errors(
+                    name, beyond_frames, beyond["sha256"], work / "evaluation.json", device
                 )
                 finals[(arm, seed)] = evaluate.final_model(name)
                 spent[arm][seed] = evaluate.campaign_summary(name)
@@ -173,7 +187,27 @@ def main() -> None:
     summary = report.target_summary(curve, rows, target)
     table = report.markdown_table(curve)
     report.plot(curve, target, str(results / "rmse_vs_labels.png"))
-    (results / "table.md").write_text(table + "\n\n" + report.calibration_table(curve) + "\n")
+    curve_beyond = report.curves(rows_beyond)
+    target_beyond = curve_beyond["random"][-1]["forces_rmse"]
+    summary_beyond = report.target_summary(curve_beyond, rows_beyond, target_beyond)
+    table_beyond = report.markdown_table(curve_beyond)
+    report.plot(
+        curve_beyond,
+        target_beyond,
+        str(results / "rmse_vs_labels_1500K.png"),
+        title="Ethanol, HF/STO-3G: committee mean at 1500 K, beyond the exploration",
+    )
+    blocks = [
+        table,
+        report.target_table(summary, curve),
+        report.calibration_table(curve),
+        "1500 K test set:",
+        table_beyond,
+        report.target_table(summary_beyond, curve_beyond),
+        report.stability_table({"settings": STABILITY, **stability}),
+        report.campaigns_table(spent),
+    ]
+    (results / "table.md").write_text("\n\n".join(blocks) + "\n")
     out = {
         "command": "python benchmarks/al_efficiency/run.py --seeds "
         + " ".join(map(str, args.seeds))
@@ -190,6 +224,15 @@ def main() -> None:
             **summary,
         },
         "curves": curve,
+        "beyond_exploration": {
+            "testset": {**beyond, "plan": BEYOND.__dict__},
+            "target": {
+                "definition": "arm B's mean 1500 K force RMSE with its largest training set",
+                **summary_beyond,
+            },
+            "curves": curve_beyond,
+            "per_seed": rows_beyond,
+        },
         "per_seed": rows,
         "campaigns": spent,
         "stability": {"settings": STABILITY, **stability},
@@ -204,6 +247,12 @@ def main() -> None:
         ratio = found.get("ratio_to_random")
         print(
             f"  {report.ARM_TITLES[arm]}: {found['labels']} labels"
+            + (f", {ratio:.2f} of B's" if ratio is not None else "")
+        )
+    for arm, found in summary_beyond["arms"].items():
+        ratio = found.get("ratio_to_random")
+        print(
+            f"  at 1500 K, {report.ARM_TITLES[arm]}: {found['labels']} labels"
             + (f", {ratio:.2f} of B's" if ratio is not None else "")
         )
     print(f"results in {results}")

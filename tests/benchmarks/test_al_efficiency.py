@@ -14,7 +14,7 @@ def _without(cfg: dict, *keys: str) -> dict:
     return {k: v for k, v in cfg.items() if k not in keys}
 
 
-@pytest.mark.parametrize("arm", ["al", "al_weighted"])
+@pytest.mark.parametrize("arm", ["al", "al_weighted", "al_kmeans"])
 def test_arms_differ_only_in_how_frames_are_chosen(arm):
     a, b = arms.campaign_config(arm, 1), arms.campaign_config("random", 1)
     assert _without(a, "campaign", "description", "select") == _without(
@@ -91,3 +91,34 @@ def test_test_set_frames_carry_the_dft_forces_not_the_constrained_ones():
         assert frame.info["REF_energy"] == pytest.approx(fresh.get_potential_energy(), abs=1e-7)
         # DFT forces on an isolated molecule sum to zero; FixCom's projection does not
         np.testing.assert_allclose(frame.arrays["REF_forces"].sum(axis=0), 0.0, atol=1e-6)
+
+
+def test_second_test_set_lies_beyond_every_exploration_temperature():
+    from benchmarks.al_efficiency.run import BEYOND
+    from benchmarks.al_efficiency.testset import TestSetPlan
+
+    explored = arms.COMMON["explore"]["temperatures"]
+    assert min(BEYOND.temperatures) > max(explored)
+    # the same DFT-driven MD as the main test set, only hotter, with its own seeds
+    main = TestSetPlan()
+    assert {k: v for k, v in BEYOND.__dict__.items() if k != "temperatures"} == {
+        k: v for k, v in main.__dict__.items() if k != "temperatures"
+    }
+    assert not {s for *_, s in BEYOND.runs()} & {s for *_, s in main.runs()}
+
+
+def test_report_tables_show_ratios_misses_and_stability_counts():
+    from benchmarks.al_efficiency.report import stability_table, target_table
+
+    rows = {
+        "al": {0: [_row(1, 8, 0.4), _row(2, 16, 0.2)], 1: [_row(1, 8, 0.4), _row(2, 16, 0.3)]},
+        "al_kmeans": {0: [_row(1, 8, 0.5), _row(2, 16, 0.45)]},
+        "random": {0: [_row(1, 8, 0.5), _row(2, 16, 0.3)], 1: [_row(1, 8, 0.5), _row(2, 16, 0.3)]},
+    }
+    curve = curves(rows)
+    table = target_table(target_summary(curve, rows, 0.3), curve).splitlines()
+    assert table[2].split("|")[2:5] == [" 13.3 ", " 12.0, 16.0 ", " **0.83** "]
+    assert "not reached (0.450 at 16)" in table[3] and "> 1" in table[3]
+    run = {"stable": 7, "trajectories": 8, "labels": 48}
+    stab = stability_table({"settings": {}, "al": {0: run, 1: {**run, "stable": 8}}})
+    assert "| 15/16 (94 %) | 7/8, 8/8 | 48 labels |" in stab
