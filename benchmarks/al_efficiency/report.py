@@ -80,6 +80,25 @@ def target_summary(curve: dict[str, list[dict]], rows: dict, target: float) -> d
     return out
 
 
+def against_random(rows: dict[str, dict[int, list[dict]]]) -> tuple[dict, float, dict]:
+    """Mean curves, the target (arm B's final mean force RMSE) and each arm's labels."""
+    curve = curves(rows)
+    target = curve["random"][-1]["forces_rmse"]  # unrounded: B reaches its own final value
+    return curve, target, target_summary(curve, rows, target)
+
+
+def target_lines(summary: dict, where: str = "") -> list[str]:
+    """One console line per arm: labels to reach the target and the ratio to B's."""
+    out = []
+    for arm, found in summary["arms"].items():
+        ratio = found.get("ratio_to_random")
+        out.append(
+            f"  {where}{ARM_TITLES.get(arm, arm)}: {found['labels']} labels"
+            + (f", {ratio:.2f} of B's" if ratio is not None else "")
+        )
+    return out
+
+
 def calibration_table(curve: dict[str, list[dict]]) -> str:
     """Per arm and iteration: force RMSE per test temperature and committee calibration."""
     first = next(iter(curve.values()))[0]

@@ -181,15 +181,10 @@ def main() -> None:
     if "random" not in args.arms:
         print("no report: it compares every arm with arm 'random', which was not run")
         return
-    curve = report.curves(rows)
-    random_final = curve["random"][-1]
-    target = random_final["forces_rmse"]  # unrounded: B reaches its own final value
-    summary = report.target_summary(curve, rows, target)
+    curve, target, summary = report.against_random(rows)
     table = report.markdown_table(curve)
     report.plot(curve, target, str(results / "rmse_vs_labels.png"))
-    curve_beyond = report.curves(rows_beyond)
-    target_beyond = curve_beyond["random"][-1]["forces_rmse"]
-    summary_beyond = report.target_summary(curve_beyond, rows_beyond, target_beyond)
+    curve_beyond, target_beyond, summary_beyond = report.against_random(rows_beyond)
     table_beyond = report.markdown_table(curve_beyond)
     report.plot(
         curve_beyond,
@@ -243,18 +238,8 @@ def main() -> None:
     (results / "results.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
     print(table)
     print(f"target force RMSE {target:.4f} eV/Å (arm B's final):")
-    for arm, found in summary["arms"].items():
-        ratio = found.get("ratio_to_random")
-        print(
-            f"  {report.ARM_TITLES[arm]}: {found['labels']} labels"
-            + (f", {ratio:.2f} of B's" if ratio is not None else "")
-        )
-    for arm, found in summary_beyond["arms"].items():
-        ratio = found.get("ratio_to_random")
-        print(
-            f"  at 1500 K, {report.ARM_TITLES[arm]}: {found['labels']} labels"
-            + (f", {ratio:.2f} of B's" if ratio is not None else "")
-        )
+    print("\n".join(report.target_lines(summary)))
+    print("\n".join(report.target_lines(summary_beyond, where="at 1500 K, ")))
     print(f"results in {results}")
 
 
