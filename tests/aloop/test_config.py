@@ -183,3 +183,17 @@ def test_open_shell_radical_is_accepted():
     data["systems"][0]["charge"] = -1  # OH-: closed shell, so a doublet is impossible
     with pytest.raises(ConfigError, match="multiplicity: 2 is impossible with 10 electrons"):
         parse_config(data)
+
+
+#: result_hash() of each shipped config, computed with the code as it was before issue
+#: 16's refactor: a stored campaign must resume after any refactor of the schema.
+PINNED_RESULT_HASHES = {
+    "demo-water.yaml": "2176a3821795f20774b4418a591890433120341eba1ffc80f625b906ccffdb03",
+    "ethanol.yaml": "8712dbc1a652891d3018abc4278f855565e2ca81308a2313cb42d5b79e301951",
+    "mgcl2-molten.yaml": "437afbf893215ee855cddb79269dff8ea6d8afbd5e1a4866440dada79f751fe8",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_RESULT_HASHES))
+def test_result_hash_of_shipped_configs_is_pinned(name):
+    assert load_config(CONFIGS / name).result_hash() == PINNED_RESULT_HASHES[name]

@@ -99,3 +99,30 @@ def test_npt_walker_on_a_periodic_cell_changes_its_volume(committee):
     # an NPT walker needs a cell
     bad, _ = run_walkers(committee, [WalkerSpec("w", molecule("H2O"), 300.0)], md)
     assert bad[0].stop_reason.startswith("error: ValueError: system w: NPT needs")
+
+
+def test_md_settings_defaults_and_construction_are_pinned():
+    import dataclasses
+    from pathlib import Path
+
+    from aloop.config import load_config
+
+    assert dataclasses.asdict(MDSettings()) == {
+        "ensemble": "nvt",
+        "timestep_fs": 0.5,
+        "friction_per_fs": 0.01,
+        "steps": 1000,
+        "sample_interval": 10,
+        "stop_force_dev": 0.6,
+        "min_distance_factor": 0.5,
+        "max_bond_stretch": 2.5,
+        "barostat_time_fs": 500.0,
+        "thermostat_time_fs": 100.0,
+    }
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo-water.yaml")
+    md = MDSettings.from_config(cfg.explore, cfg.trust_window("water").hi)
+    assert dataclasses.asdict(md) == {
+        **dataclasses.asdict(MDSettings()),
+        "steps": 200,
+        "stop_force_dev": 1.0,
+    }
