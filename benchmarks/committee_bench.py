@@ -1,6 +1,6 @@
 """Batched committee inference vs mace's MACECalculator, side by side (CPU unless CUDA).
 
-    python benchmarks/committee_bench.py [--members 4] [--structures 16] [--repeats 5]
+    python benchmarks/committee_bench.py [--members 4] [--structures 16] [--rounds 9]
 
 Models: K MACE members trained for a few epochs (mace's trainer) on HF/STO-3G ethanol
 frames, at two sizes: aloop's CPU default (16 channels, L=0) and the ethanol.yaml
@@ -9,8 +9,9 @@ are. Baseline: one MACECalculator holding the same K models, called structure by
 (its default behaviour, stress included). aloop: ``Committee.evaluate`` on all structures
 at once (one graph batch, neighbour lists built once, each member one forward pass).
 Also: single-structure latency, time per training epoch, and the share of the batched
-call spent building the graph batch (what caching neighbour lists could save).
-Results: stdout and benchmarks/results/committee_bench.json.
+call spent building the graph batch (what caching neighbour lists could save). All five
+timed calls alternate round by round (``benchmarks.harness``); every figure is a median of
+per-round ratios with its spread. Results: stdout and benchmarks/results/committee_bench.json.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from aloop.config import ModelConfig  # noqa: E402
 from aloop.models.committee import Committee, CommitteeCalculator  # noqa: E402
 from aloop.models.io import load_model, pick_device  # noqa: E402
 from aloop.models.train import train_committee  # noqa: E402
+from benchmarks.harness import alternate, print_round, save  # noqa: E402
 from dft.batch import LabelTask, label_batch  # noqa: E402
 from dft.settings import LabelSettings  # noqa: E402
 
@@ -52,33 +53,29 @@ def ethanol_frames(n: int, seed: int, scale: float = 0.06) -> list:
     return out
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def training_set(n: int = 20) -> tuple[list, list[str]]:
+    """``n`` distorted ethanol frames with HF/STO-3G labels, and their ids."""
+    tasks = [LabelTask(f"e{i}", a) for i, a in enumerate(ethanol_frames(n, seed=1))]
+    recs = label_batch(
+        tasks, LabelSettings(method="HF", basis="sto-3g"), on_progress=lambda p: None
+    )
+    by_id = {r.structure_id: r for r in recs}
+    return [by_id[t.structure_id].labelled_atoms(t.atoms) for t in tasks], [
+        t.structure_id for t in tasks
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--structures", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--epochs", type=int, default=3)
     args = ap.parse_args()
     from mace.calculators import MACECalculator
 
     device = pick_device("auto")
-    train = ethanol_frames(20, seed=1)
-    tasks = [LabelTask(f"e{i}", a) for i, a in enumerate(train)]
-    recs = label_batch(
-        tasks, LabelSettings(method="HF", basis="sto-3g"), on_progress=lambda p: None
-    )
-    by_id = {r.structure_id: r for r in recs}
-    labelled = [by_id[t.structure_id].labelled_atoms(t.atoms) for t in tasks]
+    labelled, ids = training_set()
     frames = ethanol_frames(args.structures, seed=2)
     out: dict = {
         "device": device,
@@ -96,7 +93,7 @@ def main() -> None:
             **overrides,
         )
         with tempfile.TemporaryDirectory() as tmp:
-            members = train_committee(labelled, [t.structure_id for t in tasks], cfg, tmp)
+            members = train_committee(labelled, ids, cfg, tmp)
         models = [load_model(m.weights, m.sha256, device=device) for m in members]
         committee = Committee(models, device=device)
         calc = MACECalculator(
@@ -125,29 +122,38 @@ def main() -> None:
             b.calc = calc
             b.get_forces()
 
-        t_base = median_time(baseline, args.repeats)
-        t_ours = median_time(batched, args.repeats)
-        t_graph = median_time(lambda c=committee: c.batch(frames), args.repeats)
+        t = alternate(
+            {
+                "mace_calculator": baseline,
+                "batched": batched,
+                "graph_batch": lambda c=committee: c.batch(frames),
+                "single_committee": single_ours,
+                "single_mace_calculator": single_mace,
+            },
+            rounds=args.rounds,
+            warmup=1,
+            on_round=print_round,
+        )
+        n = args.structures
         row = {
-            "baseline_mace_calculator_s": round(t_base, 4),
-            "batched_committee_s": round(t_ours, 4),
-            "speedup": round(t_base / t_ours, 2),
-            "baseline_structures_per_s": round(args.structures / t_base, 1),
-            "batched_structures_per_s": round(args.structures / t_ours, 1),
-            "graph_batch_share": round(t_graph / t_ours, 3),
-            "single_latency_committee_ms": round(1e3 * median_time(single_ours, args.repeats), 2),
+            "speedup": t.ratio("mace_calculator", "batched").to_dict(),
+            "single_speedup": t.ratio("single_mace_calculator", "single_committee").to_dict(),
+            "graph_batch_share": t.ratio("graph_batch", "batched").to_dict(),
+            "baseline_structures_per_s": round(n / t.median_s("mace_calculator"), 1),
+            "batched_structures_per_s": round(n / t.median_s("batched"), 1),
+            "single_latency_committee_ms": round(1e3 * t.median_s("single_committee"), 2),
             "single_latency_mace_calculator_ms": round(
-                1e3 * median_time(single_mace, args.repeats), 2
+                1e3 * t.median_s("single_mace_calculator"), 2
             ),
             "train_s_per_epoch": round(
                 statistics.mean(m.wall_time / max(m.epochs, 1) for m in members), 2
             ),
             "train_frames": len(labelled),
+            "timings": t.to_dict(),
         }
         out["sizes"][label] = row
-        print(label, json.dumps(row), flush=True)
-    path = ROOT / "benchmarks" / "results" / "committee_bench.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+        print(label, json.dumps({k: v for k, v in row.items() if k != "timings"}), flush=True)
+    save("committee_bench", out)
 
 
 if __name__ == "__main__":

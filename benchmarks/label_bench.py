@@ -1,11 +1,13 @@
 """Labelling throughput and aloop's overhead over raw PySCF (PBE/def2-SVP ethanol).
 
-    python benchmarks/label_bench.py [--n 8] [--layouts 1x1,1x2,2x1]
+    python benchmarks/label_bench.py [--n 4] [--layouts 1x1,1x2,2x1] [--rounds 3]
 
 Raw PySCF: the same RKS energy + analytic gradient, built directly with pyscf.gto/dft in
 this process, one thread, one structure after another. aloop: ``dft.batch.label_batch``
 (guard, recovery ladder, worker processes, records) for each workers x threads layout.
-Overhead = (aloop 1x1 wall - raw wall) / raw wall. Results: stdout and
+Raw PySCF and every layout alternate round by round (``benchmarks.harness``) after a
+one-label warm-up each. Overhead = the median over rounds of aloop 1x1 wall / raw wall - 1;
+layouts compare by the median of their per-round ratios. Results: stdout and
 benchmarks/results/label_bench.json.
 """
 
@@ -15,7 +17,7 @@ import argparse
 import json
 import os
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from ase.build import molecule
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import Spread, alternate, print_round, save  # noqa: E402
 from dft.batch import LabelTask, default_layout, label_batch  # noqa: E402
 from dft.settings import LabelSettings  # noqa: E402
 
@@ -40,12 +43,11 @@ def frames(n: int) -> list:
     return out
 
 
-def raw_pyscf(atoms_list: list) -> float:
+def raw_pyscf(atoms_list: list) -> None:
     import pyscf.grad  # noqa: F401
     from pyscf import dft, gto, lib
 
     lib.num_threads(1)
-    start = time.perf_counter()
     for a in atoms_list:
         mol = gto.M(
             atom=[
@@ -61,45 +63,62 @@ def raw_pyscf(atoms_list: list) -> float:
         mf.conv_tol = SETTINGS.conv_tol
         mf.kernel()
         mf.Gradients().kernel()
-    return time.perf_counter() - start
+
+
+def aloop(tasks: list[LabelTask], workers: int, threads: int) -> list:
+    recs = label_batch(
+        tasks, SETTINGS, workers=workers, threads=threads, on_progress=lambda p: None
+    )
+    assert all(r.status == "ok" for r in recs), [r.error for r in recs]
+    return recs
+
+
+def arms(atoms_list: list, layouts: list[str]) -> dict:
+    tasks = [LabelTask(f"e{i}", a) for i, a in enumerate(atoms_list)]
+    out = {"raw_pyscf": partial(raw_pyscf, atoms_list)}
+    for layout in layouts:
+        w, t = (int(x) for x in layout.split("x"))
+        out[layout] = partial(aloop, tasks, w, t)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--layouts", default="1x1,1x2,2x1")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    atoms_list = frames(args.n)
-    tasks = [LabelTask(f"e{i}", a) for i, a in enumerate(atoms_list)]
+    atoms_list, layouts = frames(args.n), args.layouts.split(",")
+    t = alternate(
+        arms(atoms_list, layouts),
+        rounds=args.rounds,
+        warmup=1,
+        warmup_arms=arms(atoms_list[:1], layouts),
+        on_round=print_round,
+    )
     out: dict = {"n": args.n, "level": SETTINGS.description, "cores": os.cpu_count()}
-    out["raw_pyscf_s"] = round(raw_pyscf(atoms_list), 2)
-    print(f"raw PySCF, 1 thread, {args.n} labels: {out['raw_pyscf_s']} s", flush=True)
-    out["layouts"] = {}
-    for layout in args.layouts.split(","):
-        w, t = (int(x) for x in layout.split("x"))
-        start = time.perf_counter()
-        recs = label_batch(tasks, SETTINGS, workers=w, threads=t, on_progress=lambda p: None)
-        wall = time.perf_counter() - start
-        assert all(r.status == "ok" for r in recs), [r.error for r in recs]
-        out["layouts"][layout] = {
-            "wall_s": round(wall, 2),
-            "labels_per_min": round(60 * args.n / wall, 2),
+    out["raw_pyscf_s"] = round(t.median_s("raw_pyscf"), 2)
+    out["layouts"] = {
+        layout: {
+            "wall_s": round(t.median_s(layout), 2),
+            "labels_per_min": round(60 * args.n / t.median_s(layout), 2),
+            "speedup_over_raw": t.ratio("raw_pyscf", layout).to_dict(),
         }
-        print(
-            f"aloop {layout} (workers x threads): {wall:.2f} s, "
-            f"{60 * args.n / wall:.2f} labels/min",
-            flush=True,
-        )
-    if "1x1" in out["layouts"]:
-        overhead = out["layouts"]["1x1"]["wall_s"] / out["raw_pyscf_s"] - 1
-        out["overhead_fraction_1x1"] = round(overhead, 4)
-        print(f"overhead of aloop 1x1 over raw PySCF: {100 * overhead:.2f} %")
-    best = max(out["layouts"], key=lambda k: out["layouts"][k]["labels_per_min"])
+        for layout in layouts
+    }
+    if "1x1" in layouts:
+        overhead = Spread.of([r - 1 for r in t.ratio("1x1", "raw_pyscf").values])
+        out["overhead_fraction_1x1"] = overhead.to_dict()
+        print(f"overhead of aloop 1x1 over raw PySCF: {100 * overhead.median:.2f} %")
+    best = max(layouts, key=lambda k: out["layouts"][k]["labels_per_min"])
     out["best_layout"] = best
     out["default_layout"] = "{}x{}".format(*default_layout())
+    if {"1x2", "2x1"} <= set(layouts):
+        out["2x1_over_1x2"] = t.ratio("1x2", "2x1").to_dict()
+    out["timings"] = t.to_dict()
+    print(json.dumps({k: v for k, v in out.items() if k != "timings"}, indent=2))
     print(f"best layout: {best}; default here: {out['default_layout']}")
-    path = ROOT / "benchmarks" / "results" / "label_bench.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    save("label_bench", out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Orchestration overhead of the campaign loop: the share of one iteration's wall time
 spent outside DFT, training and MD (Prefect, database, selection, bookkeeping).
 
-    python benchmarks/loop_bench.py [--config configs/demo-water.yaml]
+    python benchmarks/loop_bench.py [--config configs/demo-water.yaml] [--rounds 3]
 
 Runs the real flow (``flows.campaign.campaign_flow``, Prefect's temporary API server)
 for the seed iteration and two exploring iterations of the campaign, on a fresh embedded
@@ -14,18 +14,23 @@ database, then reads the timings every stage stores on its iterations:
 
 The labelling fan-out itself includes Prefect's per-task cost; a stricter figure counts
 as DFT only the PySCF wall time divided by the workers (perfect packing) and the rest
-of the fan-out as overhead. Both are reported. Results: stdout and
+of the fan-out as overhead. Both are reported. There is no second arm to alternate with:
+both parts of the share are measured inside the same run, stage by stage. The run is
+repeated ``--rounds`` times (``benchmarks.harness``, each on a fresh database) and the
+median share over rounds is reported with its spread. Results: stdout and
 benchmarks/results/loop_bench.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import tempfile
-import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -33,12 +38,77 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import Spread, alternate, save  # noqa: E402
+
 EXPLORING = 2
+
+
+def run_campaign(config: Path, cfg: dict, work: Path, counter: Iterator[int]) -> dict:
+    """One seed + ``EXPLORING`` iterations on a fresh database: result and stored stats."""
+    from db import connection
+    from db.documents import Iteration
+    from flows.campaign import campaign_flow
+
+    # a campaign of its own per run: the data directory (models, logs) is shared
+    name = f"loop-bench-{next(counter)}"
+    config.write_text(yaml.safe_dump({**cfg, "campaign": name}))
+    db_uri = f"embedded://{work / name}"
+    try:
+        result = campaign_flow(config_path=str(config), db_uri=db_uri)
+    finally:
+        config.unlink()
+    connection.connect(db_uri)
+    stats = {it.index: it.stats for it in Iteration.objects.order_by("index")}
+    connection.disconnect()
+    return {"result": result, "stats": stats}
+
+
+def iteration_row(k: int, it: dict, workers: int) -> tuple[dict, float, float, float]:
+    """One exploring iteration's row, and its wall, science and strict-science seconds."""
+    t = it["timings"]
+    wall = it["iteration_wall_s"]
+    md_train = t["train"]["compute_s"] + t["explore"]["compute_s"]
+    science = md_train + t["label"]["compute_s"]
+    strict = md_train + it["dft_wall_s"] / workers
+    stage_walls = sum(t[s]["wall_s"] for s in ("train", "explore", "select", "label"))
+    row = {
+        "iteration": k,
+        "wall_s": wall,
+        **{s: t[s] for s in ("train", "explore", "select")},
+        "label": {**t["label"], "dft_wall_s": it["dft_wall_s"], "workers": workers},
+        "statistics_and_bookkeeping_s": round(wall - stage_walls, 3),
+        "labels": it["labelled"] + it["label_failures"],
+        "frames": it["sampled"],
+        "overhead_share": round((wall - science) / wall, 4),
+        "overhead_share_strict": round((wall - strict) / wall, 4),
+    }
+    return row, wall, science, strict
+
+
+def summarise(run: dict, total: float, workers: int) -> dict:
+    """The overhead shares of one run's exploring iterations, each and together."""
+    stats = run["stats"]
+    rows, sums = [], [0.0, 0.0, 0.0]
+    for k in range(1, EXPLORING + 1):
+        row, *seconds = iteration_row(k, stats[k], workers)
+        rows.append(row)
+        sums = [a + b for a, b in zip(sums, seconds, strict=True)]
+    wall, science, strict = sums
+    return {
+        "result": run["result"],
+        "run_wall_s": round(total, 2),
+        "iteration0_wall_s": stats[0]["iteration_wall_s"],
+        "iterations": rows,
+        "overhead_share": round((wall - science) / wall, 4),
+        "overhead_share_strict": round((wall - strict) / wall, 4),
+        "per_run_startup_s": round(total - wall - stats[0]["iteration_wall_s"], 2),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "demo-water.yaml"))
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="aloop-loop-bench-"))
@@ -51,69 +121,31 @@ def main() -> None:
     )
     cfg = yaml.safe_load(Path(args.config).read_text())
     cfg["stop"]["max_iterations"] = EXPLORING
-    cfg["campaign"] = "loop-bench"
     config = Path(args.config).with_name(".loop-bench.yaml")
-    config.write_text(yaml.safe_dump(cfg))
 
-    from db import connection
-    from db.documents import Iteration
     from dft.batch import default_layout
-    from flows.campaign import campaign_flow
 
-    db_uri = f"embedded://{work / 'db'}"
-    start = time.perf_counter()
-    try:
-        result = campaign_flow(config_path=str(config), db_uri=db_uri)
-    finally:
-        config.unlink()
-    total = time.perf_counter() - start
-
-    connection.connect(db_uri)
-    stats = {it.index: it.stats for it in Iteration.objects.order_by("index")}
-    connection.disconnect()
     workers = cfg.get("execution", {}).get("label_workers") or default_layout()[0]
-    rows, wall_sum, science_sum, strict_sum = [], 0.0, 0.0, 0.0
-    for k in range(1, EXPLORING + 1):
-        it = stats[k]
-        t = it["timings"]
-        wall = it["iteration_wall_s"]
-        md_train = t["train"]["compute_s"] + t["explore"]["compute_s"]
-        science = md_train + t["label"]["compute_s"]
-        strict = md_train + it["dft_wall_s"] / workers
-        stage_walls = sum(t[s]["wall_s"] for s in ("train", "explore", "select", "label"))
-        rows.append(
-            {
-                "iteration": k,
-                "wall_s": wall,
-                **{s: t[s] for s in ("train", "explore", "select")},
-                "label": {**t["label"], "dft_wall_s": it["dft_wall_s"], "workers": workers},
-                "statistics_and_bookkeeping_s": round(wall - stage_walls, 3),
-                "labels": it["labelled"] + it["label_failures"],
-                "frames": it["sampled"],
-                "overhead_share": round((wall - science) / wall, 4),
-                "overhead_share_strict": round((wall - strict) / wall, 4),
-            }
-        )
-        wall_sum, science_sum, strict_sum = (
-            wall_sum + wall,
-            science_sum + science,
-            strict_sum + strict,
-        )
+    # no warm-up: the first run's start-up (Prefect's server) is a figure of its own
+    t = alternate(
+        {"campaign": partial(run_campaign, config, cfg, work, itertools.count(1))},
+        rounds=args.rounds,
+        warmup=0,
+    )
+    runs = [
+        summarise(run, total, workers)
+        for run, total in zip(t.results["campaign"], t.seconds["campaign"], strict=True)
+    ]
     out = {
         "config": str(Path(args.config).relative_to(ROOT)),
-        "result": result,
-        "run_wall_s": round(total, 2),
-        "iteration0_wall_s": stats[0]["iteration_wall_s"],
-        "iterations": rows,
-        "overhead_share": round((wall_sum - science_sum) / wall_sum, 4),
-        "overhead_share_strict": round((wall_sum - strict_sum) / wall_sum, 4),
-        "per_run_startup_s": round(total - wall_sum - stats[0]["iteration_wall_s"], 2),
+        "rounds": args.rounds,
+        "overhead_share": Spread.of([r["overhead_share"] for r in runs]).to_dict(),
+        "overhead_share_strict": Spread.of([r["overhead_share_strict"] for r in runs]).to_dict(),
+        "runs": runs,
+        "timings": t.to_dict(),
     }
     print(json.dumps(out, indent=2))
-    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "loop_bench.json").write_text(
-        json.dumps(out, indent=2) + "\n"
-    )
+    save("loop_bench", out)
 
 
 if __name__ == "__main__":
