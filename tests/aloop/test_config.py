@@ -197,3 +197,22 @@ PINNED_RESULT_HASHES = {
 @pytest.mark.parametrize("name", sorted(PINNED_RESULT_HASHES))
 def test_result_hash_of_shipped_configs_is_pinned(name):
     assert load_config(CONFIGS / name).result_hash() == PINNED_RESULT_HASHES[name]
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"charge": 11}, "systems.0.charge: 11 leaves a negative electron count"),
+        (
+            {"multiplicity": 12},
+            "systems.0.multiplicity: 12 is impossible with 10 electrons (charge 0); "
+            "parity must match",
+        ),
+        ({"molecule": "Nope"}, "systems.0.molecule: unknown ase.build.molecule name 'Nope'"),
+    ],
+)
+def test_structure_problems_are_reported_word_for_word(change, problem):
+    data = {"campaign": "t", "systems": [{"name": "w", "molecule": "H2O", **change}]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert info.value.problems == [problem]

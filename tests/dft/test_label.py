@@ -161,3 +161,22 @@ def test_labelled_atoms_carry_mace_reference_keys(tmp_path):
     )
     with pytest.raises(ValueError, match="rejected"):
         rejected.labelled_atoms(atoms)
+
+
+@pytest.mark.parametrize(
+    ("atoms", "charge", "mult", "reason"),
+    [
+        (molecule("H2O"), 0, 2, "multiplicity 2 does not match 10 electrons (charge 0)"),
+        (molecule("H2O"), 0, 12, "multiplicity 12 does not match 10 electrons (charge 0)"),
+        (molecule("H2O"), 11, 1, "charge 11 / multiplicity 1 impossible for this structure"),
+        (molecule("H2O"), 0, 0, "charge 0 / multiplicity 0 impossible for this structure"),
+        (
+            Atoms("H2O", positions=[[0, 0, 0], [0, 0, 0.9], [0, 0, 0.3]]),
+            0,
+            1,
+            "atoms 0 (H) and 2 (O) are 0.300 Å apart, below 0.5 x covalent sum (0.485 Å)",
+        ),
+    ],
+)
+def test_guard_reasons_are_stored_word_for_word(atoms, charge, mult, reason):
+    assert guard_reason(atoms, charge, mult, 0.5) == reason
