@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 import mongoengine
 from mongoengine.connection import get_db
 
+from aloop.errors import InfrastructureError
 from aloop.settings import mask_uri
 
 DEFAULT_DB_NAME = "aloop"
 SERVER_TIMEOUT_MS = 3000
 
 
-class DatabaseUnavailable(RuntimeError):
+class DatabaseUnavailable(InfrastructureError):
     """The configured database cannot be reached or opened; the message names it."""
 
 

@@ -1,0 +1,155 @@
+"""``aloop export``: a curated, MACE-ready dataset from one or more campaigns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from aloop.cli.options import DbOption, connected, uri_in_force
+from aloop.errors import UserError
+
+if TYPE_CHECKING:
+    from aloop.dataset.export import ExportOptions, ExportResult
+    from db.export import ExportQuery
+
+# The options, named here so that the command's signature reads as a list.
+Campaigns = Annotated[list[str], typer.Argument(help="Campaign name(s) to export from.")]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output directory.")]
+Systems = Annotated[list[str], typer.Option("--system", help="Only these systems.")]
+Iterations = Annotated[list[int], typer.Option("--iteration", help="Only these iterations.")]
+SettingsHashes = Annotated[
+    list[str], typer.Option("--settings-hash", help="Only labels at this settings hash.")
+]
+Methods = Annotated[
+    list[str], typer.Option("--method", help="Only labels by this method (HF, DFT) or xc.")
+]
+Origins = Annotated[list[str], typer.Option("--origin", help="initial, rattled, md or imported.")]
+Tags = Annotated[list[str], typer.Option("--tag", help="Only structures with this tag.")]
+Split = Annotated[str, typer.Option(help="train,valid,test fractions.")]
+Seed = Annotated[int, typer.Option(help="Seed of the split.")]
+Stratify = Annotated[
+    bool, typer.Option("--stratify/--no-stratify", help="Split each system alike.")
+]
+Outliers = Annotated[
+    float | None,
+    typer.Option(
+        help="Remove labels whose energy per atom or max force lies beyond this many "
+        "robust standard deviations (per system); each removal is reported."
+    ),
+]
+KeepOutliers = Annotated[
+    bool, typer.Option("--keep-outliers", help="Report outliers but keep them.")
+]
+Formats = Annotated[
+    list[str], typer.Option("--format", help="extxyz and/or ase-db (default both).")
+]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite an earlier export.")]
+
+
+def export(
+    campaign: Campaigns,
+    out_dir: OutDir,
+    system: Systems = [],  # noqa: B006
+    iteration: Iterations = [],  # noqa: B006
+    settings_hash: SettingsHashes = [],  # noqa: B006
+    method: Methods = [],  # noqa: B006
+    origin: Origins = [],  # noqa: B006
+    tag: Tags = [],  # noqa: B006
+    split: Split = "0.8,0.1,0.1",
+    seed: Seed = 0,
+    stratify: Stratify = True,
+    outliers: Outliers = None,
+    keep_outliers: KeepOutliers = False,
+    fmt: Formats = [],  # noqa: B006
+    force: Force = False,
+    db_uri: DbOption = None,
+) -> None:
+    """Write a curated, MACE-ready dataset: extxyz per split, an ASE database, a manifest.
+
+    Only successful labels; duplicates removed; outliers reported (and removed with
+    --outliers K); the split is reproducible from --seed. The export is also recorded
+    in the database as a Dataset document.
+    """
+    from aloop.dataset.export import FORMATS, ExportOptions
+    from aloop.dataset.split import parse_fractions
+    from db.documents import ORIGINS
+    from db.export import ExportQuery
+
+    formats = tuple(fmt) or FORMATS
+    bad = [f for f in formats if f not in FORMATS] + [o for o in origin if o not in ORIGINS]
+    if bad:
+        raise UserError(f"unknown format or origin: {', '.join(bad)}")
+    try:
+        fractions = parse_fractions(split)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if outliers is not None and outliers <= 0:
+        raise UserError("--outliers must be a positive number of standard deviations")
+    with connected(uri_in_force(db_uri)):
+        query = ExportQuery(
+            campaigns=campaign,
+            systems=system,
+            iterations=iteration,
+            settings_hashes=settings_hash,
+            methods=method,
+            origins=origin,
+            tags=tag,
+        )
+        options = ExportOptions(
+            fractions=fractions,
+            seed=seed,
+            stratify=stratify,
+            outlier_k=outliers,
+            remove_outliers=not keep_outliers,
+            formats=formats,
+            force=force,
+        )
+        result, dataset_id = _write(query, options, out_dir)
+    _print_result(result, dataset_id, out_dir, keep_outliers)
+
+
+def _write(query: ExportQuery, options: ExportOptions, out_dir: Path) -> tuple[ExportResult, Any]:
+    """Export what ``query`` finds, with a progress bar; record it as a Dataset."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from aloop.dataset.export import export_dataset
+    from db.export import DatabaseSource, record_dataset
+
+    source = DatabaseSource(query)
+    try:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as progress:
+            bar = progress.add_task("writing", total=None)
+            result = export_dataset(
+                source,
+                out_dir,
+                options,
+                query.as_dict(),
+                on_progress=lambda d, t: progress.update(bar, completed=d, total=t),
+            )
+        return result, record_dataset(source, result, name=out_dir.name)
+    finally:
+        source.close()
+
+
+def _print_result(result: ExportResult, dataset_id: Any, out_dir: Path, kept: bool) -> None:
+    counts = result.manifest["counts"]
+    typer.echo(
+        f"exported {sum(counts.values())} structures to {out_dir}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    if result.duplicates:
+        typer.echo(f"  removed {len(result.duplicates)} duplicate(s)")
+    for sid, why in sorted(result.outliers.items()):
+        verb = "kept" if kept else "removed"
+        typer.echo(f"  outlier {verb}: {sid}: {why}")
+    for f in result.files:
+        typer.echo(f"  {f['name']}  {f['frames']} frames  sha256 {f['sha256'][:16]}")
+    typer.echo(f"  manifest.json; Dataset document {dataset_id}")

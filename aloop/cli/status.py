@@ -1,0 +1,33 @@
+"""``aloop status``: campaigns, or one campaign's iterations, from the database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aloop.cli.options import DbOption, connected, uri_in_force
+from aloop.errors import UserError
+
+
+def status(
+    campaign: Annotated[
+        str | None, typer.Argument(help="Campaign name; all campaigns when omitted.")
+    ] = None,
+    db_uri: DbOption = None,
+) -> None:
+    """Show campaigns, or one campaign's iterations, from the database."""
+    from rich.console import Console
+
+    from aloop.cli.summary import campaigns_table, iterations_table
+    from db import repository
+
+    console = Console()
+    with connected(uri_in_force(db_uri)) as target:
+        if campaign is None:
+            console.print(campaigns_table(repository.list_campaigns(), target.display))
+        else:
+            found = repository.campaign_iterations(campaign)
+            if found is None:
+                raise UserError(f"no campaign named {campaign!r} in {target.display}")
+            console.print(iterations_table(*found))
