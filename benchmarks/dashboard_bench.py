@@ -5,8 +5,10 @@
 Seeds an embedded store (the tests' seeding: iterations with full statistics, their
 selected structures and labels, one failed label every other iteration), starts the real
 `aloop dashboard` in its own process and times, over HTTP: the campaigns list API, the
-campaign API, the campaign page, a structure page and its API. Each is timed cold (the
-first request, when the store builds its in-memory indexes) and warm (median of 20).
+campaign API, the campaign page, a structure page and its API. Each is timed cold (its
+first request in the fresh server, when the store builds its in-memory indexes) and warm
+(median of 20); the requests alternate round by round (``benchmarks.harness``), the
+first (warm-up) round being the cold one.
 Results: stdout and benchmarks/results/dashboard_bench.json.
 """
 
@@ -16,16 +18,18 @@ import argparse
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import alternate, save, timed  # noqa: E402
 
 
 def seed(uri: str, iterations: int, structures: int) -> str:
@@ -46,11 +50,9 @@ def seed(uri: str, iterations: int, structures: int) -> str:
     return sid
 
 
-def timed(url: str) -> float:
-    start = time.perf_counter()
+def get(url: str) -> None:
     with urllib.request.urlopen(url, timeout=120) as r:
         r.read()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -60,9 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="aloop-dash-bench-"))
     uri = f"embedded://{work / 'db'}"
-    t0 = time.perf_counter()
-    sid = seed(uri, args.iterations, args.structures)
-    seeded = time.perf_counter() - t0
+    seeded, sid = timed(partial(seed, uri, args.iterations, args.structures))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -81,18 +81,23 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        rows = {}
-        for name, path in (
-            ("campaign API", "/api/campaigns/big"),
-            ("campaign page (HTML)", "/campaigns/big"),
-            ("campaigns list API", "/api/campaigns"),
-            ("structure API", f"/api/structures/{sid}"),
-            ("structure page (HTML)", f"/structures/{sid}"),
-        ):
-            cold = timed(base + path)
-            warm = statistics.median(timed(base + path) for _ in range(20))
-            rows[name] = {"cold_s": round(cold, 4), "warm_median_s": round(warm, 4)}
-            print(f"{name:24s} cold {cold:7.3f} s   warm {warm:7.4f} s", flush=True)
+        paths = {
+            "campaign API": "/api/campaigns/big",
+            "campaign page (HTML)": "/campaigns/big",
+            "campaigns list API": "/api/campaigns",
+            "structure API": f"/api/structures/{sid}",
+            "structure page (HTML)": f"/structures/{sid}",
+        }
+        t = alternate({n: partial(get, base + p) for n, p in paths.items()}, rounds=20, warmup=1)
+        rows = {
+            n: {
+                "cold_s": round(t.warmup_seconds[n][0], 4),
+                "warm_median_s": round(t.median_s(n), 4),
+            }
+            for n in paths
+        }
+        for n, row in rows.items():
+            print(f"{n:24s} cold {row['cold_s']:7.3f} s   warm {row['warm_median_s']:7.4f} s")
     finally:
         proc.terminate()
         proc.wait()
@@ -102,10 +107,7 @@ def main() -> None:
         "seed_s": round(seeded, 1),
         "requests": rows,
     }
-    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "dashboard_bench.json").write_text(
-        json.dumps(out, indent=2) + "\n"
-    )
+    save("dashboard_bench", out)
     print(json.dumps(out, indent=2))
 
 

@@ -14,12 +14,10 @@ the embedded store. Results go to stdout and benchmarks/results/db_bench.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aloop.records import StructureRecord  # noqa: E402
+from benchmarks.harness import save, timed  # noqa: E402
 from db import connection  # noqa: E402
 from db import repository as repo  # noqa: E402
 
@@ -61,21 +60,15 @@ def run(uri: str, n: int, batch: int) -> dict:
     connection.connect(uri)
     try:
         campaign, _ = repo.get_or_create_campaign(f"bench-{n}", {"campaign": "bench"}, "b" * 64)
-        t0 = time.perf_counter()
-        res = repo.insert_structures(campaign, records, batch_size=batch)
-        insert_s = time.perf_counter() - t0
+        # one-off steps in a fixed order (each needs the one before): timed, not alternated
+        insert = partial(repo.insert_structures, campaign, records, batch_size=batch)
+        insert_s, res = timed(insert)
         assert res.inserted == n, res.inserted
-        t0 = time.perf_counter()
-        again = repo.insert_structures(campaign, records, batch_size=batch)
-        dedupe_s = time.perf_counter() - t0
+        dedupe_s, again = timed(insert)
         assert again.duplicates == n
-        t0 = time.perf_counter()
-        read = sum(1 for _ in repo.iter_structures(campaign))
-        read_s = time.perf_counter() - t0
+        read_s, read = timed(lambda: sum(1 for _ in repo.iter_structures(campaign)))
         assert read == n
-        t0 = time.perf_counter()
-        repo.verdict_counts(campaign, 3)
-        agg_s = time.perf_counter() - t0
+        agg_s, _ = timed(lambda: repo.verdict_counts(campaign, 3))
     finally:
         connection.disconnect()
     return {
@@ -122,10 +115,7 @@ def main() -> None:
             finally:
                 if server:
                     server.stop()
-    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
-    out = ROOT / "benchmarks" / "results" / "db_bench.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    save("db_bench", results)
     target = results["embedded"]["insert_s"]
     print(f"embedded: {args.n} inserted in {target:.2f} s (target < 5 s for 10,000)")
 

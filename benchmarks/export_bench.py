@@ -19,11 +19,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.harness import save, timed  # noqa: E402
 
 
 def seed(uri: str, n: int) -> None:
@@ -107,9 +109,11 @@ def export(uri: str, out: Path) -> tuple[float, float]:
         f"sys.argv = {argv!r}\n"
         "runpy.run_module('aloop', run_name='__main__')\n"
     )
-    start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, run = timed(
+        partial(
+            subprocess.run, [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
+        )
+    )
     if run.returncode != 0:
         raise RuntimeError(f"export failed: {run.stdout}{run.stderr}")
     peak = float(run.stderr.rsplit("PEAK", 1)[1].split()[0])
@@ -125,9 +129,7 @@ def main() -> None:
     for n in args.sizes:
         work = Path(tempfile.mkdtemp(prefix=f"aloop-export-{n}-"))
         uri = f"embedded://{work / 'db'}"
-        t0 = time.perf_counter()
-        seed(uri, n)
-        seeded = time.perf_counter() - t0
+        seeded, _ = timed(partial(seed, uri, n))
         base = baseline_rss(uri)
         wall, peak = export(uri, work / "out")
         size = sum(f.stat().st_size for f in (work / "out").glob("*.xyz"))
@@ -144,10 +146,7 @@ def main() -> None:
         )
         print(json.dumps(rows[-1]), flush=True)
         shutil.rmtree(work, ignore_errors=True)
-    (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
-    (ROOT / "benchmarks" / "results" / "export_bench.json").write_text(
-        json.dumps(rows, indent=2) + "\n"
-    )
+    save("export_bench", {"rows": rows})
 
 
 if __name__ == "__main__":

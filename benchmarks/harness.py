@@ -78,7 +78,7 @@ class Timings:
     order : list of list of str
         The order the arms ran in, round by round.
     warmup_seconds : dict of str to list of float
-        Per arm, the untimed-for-the-figure warm-up calls (a cold start, if wanted).
+        Per arm, the warm-up calls, which no figure uses (a cold start, if wanted).
     results : dict of str to list
         Per arm, what each timed call returned (for counts and checks); not saved.
     """
@@ -136,7 +136,8 @@ def alternate(
     rounds : int
         Timed rounds (an odd number gives a median that is one of the rounds).
     warmup : int
-        Untimed rounds first (imports, JIT, caches, worker start-up), same alternation.
+        Rounds first that no figure uses (imports, JIT, caches, worker start-up), in the
+        same alternation; their seconds are kept as ``warmup_seconds``.
     warmup_arms : mapping of str to callable, optional
         Cheaper stand-ins to warm up with instead of ``arms`` (same names), for arms too
         slow to run once more in full.
@@ -158,7 +159,7 @@ def alternate(
     warm_s: dict[str, list[float]] = {a: [] for a in names}
     for k in range(warmup):
         for a in _order(names, k):
-            warm_s[a].append(_time(warm[a], timer)[0])
+            warm_s[a].append(timed(warm[a], timer)[0])
     seconds: dict[str, list[float]] = {a: [] for a in names}
     results: dict[str, list[Any]] = {a: [] for a in names}
     order = []
@@ -166,7 +167,7 @@ def alternate(
         # continue the alternation where the warm-up left it, so round 0 is not always A B
         this = _order(names, warmup + k)
         for a in this:
-            s, r = _time(arms[a], timer)
+            s, r = timed(arms[a], timer)
             seconds[a].append(s)
             results[a].append(r)
         order.append(this)
@@ -199,14 +200,17 @@ def save(name: str, payload: Mapping[str, Any]) -> Path:
     return path
 
 
-def _order(names: list[str], k: int) -> list[str]:
-    return names if k % 2 == 0 else names[::-1]
-
-
-def _time(fn: Callable[[], Any], timer: Callable[[], float]) -> tuple[float, Any]:
+def timed(
+    fn: Callable[[], Any], timer: Callable[[], float] = time.perf_counter
+) -> tuple[float, Any]:
+    """(seconds, result) of one call: for one-off steps that have no second arm."""
     start = timer()
     result = fn()
     return timer() - start, result
+
+
+def _order(names: list[str], k: int) -> list[str]:
+    return names if k % 2 == 0 else names[::-1]
 
 
 def _rounded(value: Any, digits: int) -> Any:

@@ -110,3 +110,8 @@ def test_save_writes_timings_ratio_and_machine(tmp_path, monkeypatch):
     assert data["timings"]["warmup_seconds"] == {"A": [2.0], "B": [1.0]}
     assert data["speedup"]["median"] == 2.0
     assert data["machine"]["cpus"] >= 1
+
+
+def test_timed_returns_seconds_and_result():
+    clock = FakeClock()
+    assert harness.timed(clock.arm("A", [1.5]), clock) == (1.5, 0)
