@@ -1,10 +1,12 @@
-"""Structures: loading a system's starting geometries and canonical content hashing."""
+"""Structures: reading a system's starting geometries, the checks every geometry must
+pass (electron count, close contacts), and canonical content hashing."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -20,33 +22,21 @@ if TYPE_CHECKING:
 HASH_TOLERANCE_ANG = 1e-6
 
 
+def resolve_path(path: str, base_dir: Path) -> Path:
+    """A path from the config, relative to the config file's folder."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base_dir / p
+
+
 def load_system_structures(system: SystemConfig, base_dir: Path | str = ".") -> list[Atoms]:
     """Starting geometries of a system: an ``ase.build.molecule`` or frames of a file.
 
     ``pbc`` from the config, when given, overrides what the file says.
     """
-    from ase.build import molecule
-    from ase.io import read
-
     if system.molecule is not None:
-        try:
-            frames = [molecule(system.molecule)]
-        except KeyError:
-            raise ValueError(f"unknown ase.build.molecule name {system.molecule!r}") from None
+        frames = [_named_molecule(system.molecule)]
     else:
-        from aloop.config import resolve_path
-
-        path = resolve_path(system.structure or "", Path(base_dir))
-        if not path.is_file():
-            raise ValueError(f"file not found: {path}")
-        try:
-            frames = read(path, index=system.index)
-        except Exception as exc:  # ase.io raises many unrelated types for bad files
-            raise ValueError(f"ase.io cannot read {path}: {exc}") from None
-        if not isinstance(frames, list):
-            frames = [frames]
-        if not frames:
-            raise ValueError(f"no frames in {path} at index {system.index!r}")
+        frames = _read_frames(resolve_path(system.structure or "", Path(base_dir)), system.index)
     for atoms in frames:
         if system.pbc is not None:
             atoms.pbc = system.pbc
@@ -55,9 +45,115 @@ def load_system_structures(system: SystemConfig, base_dir: Path | str = ".") -> 
     return frames
 
 
+def _named_molecule(name: str) -> Atoms:
+    from ase.build import molecule
+
+    try:
+        return molecule(name)
+    except KeyError:
+        raise ValueError(f"unknown ase.build.molecule name {name!r}") from None
+
+
+def _read_frames(path: Path, index: str) -> list[Atoms]:
+    from ase.io import read
+
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    try:
+        frames = read(path, index=index)
+    except Exception as exc:  # ase.io raises many unrelated types for bad files
+        raise ValueError(f"ase.io cannot read {path}: {exc}") from None
+    if not isinstance(frames, list):
+        frames = [frames]
+    if not frames:
+        raise ValueError(f"no frames in {path} at index {index!r}")
+    return frames
+
+
+def check_system_structures(system: SystemConfig, where: str, base_dir: Path) -> None:
+    """Load a system's starting geometries once: they must exist, and its charge and
+    multiplicity must fit each of them.
+
+    Raises
+    ------
+    ValueError
+        The message starts with the key at fault under ``where`` (``systems.0.charge:``).
+    """
+    try:
+        frames = load_system_structures(system, base_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        key = "molecule" if system.molecule else "structure"
+        raise ValueError(f"{where}.{key}: {exc}") from None
+    for atoms in frames:
+        problem = impossible_spin(atoms, system.charge, system.multiplicity)
+        if problem == "charge":
+            raise ValueError(f"{where}.charge: {system.charge} leaves a negative electron count")
+        if problem == "multiplicity":
+            raise ValueError(
+                f"{where}.multiplicity: {system.multiplicity} is impossible with "
+                f"{electron_count(atoms, system.charge)} electrons (charge {system.charge}); "
+                "parity must match"
+            )
+
+
 def electron_count(atoms: Atoms, charge: int) -> int:
     """Electrons of a neutral-atom count shifted by the total charge."""
     return int(atoms.numbers.sum()) - int(charge)
+
+
+def impossible_spin(
+    atoms: Atoms, charge: int, multiplicity: int
+) -> Literal["charge", "multiplicity"] | None:
+    """Which of ``charge`` and ``multiplicity`` no electron count of ``atoms`` can match.
+
+    ``"charge"`` when the charge leaves a negative number of electrons,
+    ``"multiplicity"`` when the unpaired electrons (multiplicity - 1) are negative, more
+    than the electrons, or of the other parity; None when both fit.
+    """
+    electrons = electron_count(atoms, charge)
+    if electrons < 0:
+        return "charge"
+    unpaired = int(multiplicity) - 1
+    if unpaired < 0 or unpaired > electrons or (electrons - unpaired) % 2:
+        return "multiplicity"
+    return None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Two atoms closer than ``limit``: a factor times the sum of their covalent radii."""
+
+    i: int
+    j: int
+    distance: float
+    limit: float
+
+
+def pair_distances(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, sums of covalent radii) of every pair of atoms, in Å.
+
+    Distances use the minimum image in periodic cells; an atom's distance to itself is
+    infinite, so it is never a contact.
+    """
+    from ase.data import covalent_radii
+
+    dist = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
+    np.fill_diagonal(dist, np.inf)
+    radii = covalent_radii[atoms.numbers]
+    return dist, radii[:, None] + radii[None, :]
+
+
+def close_contact(dist: np.ndarray, bond: np.ndarray, factor: float) -> Contact | None:
+    """The pair closest relative to ``factor`` times its covalent sum, when closer than
+    that; None when no pair is (``dist``, ``bond``: from :func:`pair_distances`)."""
+    if dist.size == 0:
+        return None
+    limit = factor * bond
+    ratio = dist / limit
+    i, j = np.unravel_index(np.argmin(ratio), ratio.shape)
+    if ratio[i, j] < 1.0:
+        return Contact(int(i), int(j), float(dist[i, j]), float(limit[i, j]))
+    return None
 
 
 def content_hash(

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ase.build import bulk, molecule
 
 from aloop.config import SystemConfig
-from aloop.structures import HASH_TOLERANCE_ANG, atoms_hash, load_system_structures
+from aloop.structures import (
+    HASH_TOLERANCE_ANG,
+    atoms_hash,
+    close_contact,
+    impossible_spin,
+    load_system_structures,
+    pair_distances,
+    resolve_path,
+)
 
 
 def test_hash_is_stable_under_float_round_off():
@@ -72,3 +82,51 @@ def test_load_from_file_with_pbc_override(tmp_path):
     assert len(load_system_structures(one, tmp_path)) == 1
     with pytest.raises(ValueError, match="full 3D cell"):
         load_system_structures(SystemConfig(name="x", structure="two.extxyz", pbc=True), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("charge", "multiplicity", "problem"),
+    [
+        (0, 1, None),
+        (0, 3, None),  # triplet water: 10 electrons, 2 unpaired
+        (1, 2, None),
+        (0, 2, "multiplicity"),
+        (0, 13, "multiplicity"),
+        (0, 0, "multiplicity"),
+        (11, 1, "charge"),
+        (10, 1, None),  # no electrons, no unpaired ones
+    ],
+)
+def test_impossible_spin_names_the_key_at_fault(charge, multiplicity, problem):
+    assert impossible_spin(molecule("H2O"), charge, multiplicity) == problem
+
+
+def test_close_contact_is_the_closest_pair_relative_to_its_covalent_sum():
+    from ase import Atoms
+
+    water = molecule("H2O")
+    assert close_contact(*pair_distances(water), 0.5) is None
+    squashed = Atoms("H2O", positions=[[0, 0, 0], [0, 0, 0.9], [0, 0, 0.3]])
+    contact = close_contact(*pair_distances(squashed), 0.5)
+    assert (contact.i, contact.j) == (0, 2)
+    assert contact.distance == pytest.approx(0.3)
+    assert contact.limit == pytest.approx(0.5 * (0.31 + 0.66))
+    # across the boundary of a periodic box: the minimum image counts
+    pair = Atoms("H2", positions=[[0.1, 0, 0], [4.8, 0, 0]], cell=[5, 5, 5])
+    assert close_contact(*pair_distances(pair), 0.5) is None
+    pair.pbc = True
+    assert close_contact(*pair_distances(pair), 0.5).distance == pytest.approx(0.3)
+    assert close_contact(*pair_distances(Atoms("H")), 0.5) is None
+
+
+def test_paths_are_relative_to_the_config_folder(tmp_path):
+    assert resolve_path("a/b.xyz", tmp_path) == tmp_path / "a" / "b.xyz"
+    assert resolve_path(str(tmp_path / "c.xyz"), Path("elsewhere")) == tmp_path / "c.xyz"
+
+
+def test_structures_do_not_import_the_config():
+    import subprocess
+    import sys
+
+    code = "import sys, aloop.structures; assert 'aloop.config' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
