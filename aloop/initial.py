@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from aloop.vocabulary import Origin
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -29,15 +31,15 @@ def rattled_copies(atoms: Atoms, n: int, stdev: float, seed: int) -> list[Atoms]
 
 def seed_structures(
     starts: Sequence[Atoms], n_rattled: int, stdev: float, seed: int
-) -> list[tuple[Atoms, str, int | None]]:
+) -> list[tuple[Atoms, Origin, int | None]]:
     """``(atoms, origin, parent index)`` for the starting structures and their rattles.
 
     Origin is ``initial`` for a starting structure (parent None) and ``rattled`` for a
     perturbation (parent: the index of its starting structure in ``starts``).
     """
-    out: list[tuple[Atoms, str, int | None]] = []
+    out: list[tuple[Atoms, Origin, int | None]] = []
     for i, atoms in enumerate(starts):
-        out.append((atoms, "initial", None))
+        out.append((atoms, Origin.INITIAL, None))
         for copy in rattled_copies(atoms, n_rattled, stdev, seed + 7919 * i):
-            out.append((copy, "rattled", i))
+            out.append((copy, Origin.RATTLED, i))
     return out

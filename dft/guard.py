@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from ase.data import covalent_radii
+
+from aloop.structures import close_contact, electron_count, impossible_spin, pair_distances
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -20,27 +21,22 @@ def guard_reason(
     count can match, and any pair of atoms closer than ``min_distance_factor`` times the
     sum of their covalent radii (minimum image for periodic cells).
     """
-    pos = atoms.positions
-    if not np.all(np.isfinite(pos)) or not np.all(np.isfinite(atoms.cell.array)):
+    if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(atoms.cell.array)):
         return "non-finite coordinates or cell"
-    electrons = int(atoms.numbers.sum()) - int(charge)
-    unpaired = int(multiplicity) - 1
-    if electrons < 0 or multiplicity < 1:
+    problem = impossible_spin(atoms, charge, multiplicity)
+    if problem == "charge" or multiplicity < 1:
         return f"charge {charge} / multiplicity {multiplicity} impossible for this structure"
-    if unpaired > electrons or (electrons - unpaired) % 2:
+    if problem == "multiplicity":
+        electrons = electron_count(atoms, charge)
         return f"multiplicity {multiplicity} does not match {electrons} electrons (charge {charge})"
     if len(atoms) < 2:
         return None
-    dist = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
-    radii = covalent_radii[atoms.numbers]
-    limit = min_distance_factor * (radii[:, None] + radii[None, :])
-    np.fill_diagonal(dist, np.inf)
-    ratio = dist / limit
-    i, j = np.unravel_index(np.argmin(ratio), ratio.shape)
-    if ratio[i, j] < 1.0:
-        sym = atoms.get_chemical_symbols()
-        return (
-            f"atoms {i} ({sym[i]}) and {j} ({sym[j]}) are {dist[i, j]:.3f} Å apart, below "
-            f"{min_distance_factor:g} x covalent sum ({limit[i, j]:.3f} Å)"
-        )
-    return None
+    contact = close_contact(*pair_distances(atoms), min_distance_factor)
+    if contact is None:
+        return None
+    i, j = contact.i, contact.j
+    sym = atoms.get_chemical_symbols()
+    return (
+        f"atoms {i} ({sym[i]}) and {j} ({sym[j]}) are {contact.distance:.3f} Å apart, below "
+        f"{min_distance_factor:g} x covalent sum ({contact.limit:.3f} Å)"
+    )

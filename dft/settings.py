@@ -6,10 +6,11 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from aloop.config import DFTConfig
+from aloop.config import DFTConfig, config_field, from_section
+
+#: The campaign schema's ``dft`` section at its defaults: the one place they are defined.
+_DFT = DFTConfig()
 
 
 @dataclass(frozen=True)
@@ -17,57 +18,38 @@ class LabelSettings:
     """Everything the labeller needs, as plain data (picklable for worker processes).
 
     ``result_fields`` below lists what changes the numbers; the rest (ladder, limits)
-    decides how hard to try and is left out of :meth:`settings_hash`.
+    decides how hard to try and is left out of :meth:`settings_hash`. Each setting but
+    ``periodic`` (per system) and ``pyscf_version`` (the installed one) is a key of the
+    campaign's ``dft`` section, with the schema's default (:class:`aloop.config.DFTConfig`):
+    a campaign that leaves a key out and code that builds settings directly agree.
     """
 
-    method: str = "DFT"
-    xc: str = "PBE"
-    basis: str = "def2-SVP"
-    density_fit: bool = False
-    auxbasis: str | None = None
-    grid_level: int = 3
-    dispersion: str | None = None
-    conv_tol: float = 1e-9
+    method: str = config_field(_DFT, "method")
+    xc: str = config_field(_DFT, "xc")
+    basis: str = config_field(_DFT, "basis")
+    density_fit: bool = config_field(_DFT, "density_fit")
+    auxbasis: str | None = config_field(_DFT, "auxbasis")
+    grid_level: int = config_field(_DFT, "grid_level")
+    dispersion: str | None = config_field(_DFT, "dispersion")
+    conv_tol: float = config_field(_DFT, "scf.conv_tol")
     periodic: bool = False
-    pbc_basis: str = "gth-szv"
-    pbc_pseudo: str = "gth-pade"
-    ke_cutoff_hartree: float | None = None
-    multigrid: bool = True
-    smearing_hartree: float = 0.0
-    max_cycle: int = 100
-    recovery: tuple[str, ...] = ("diis", "damping_levelshift", "newton", "initial_guess")
-    damping: float = 0.5
-    level_shift_hartree: float = 0.25
-    timeout_s: float = 3600.0
-    min_distance_factor: float = 0.5
+    pbc_basis: str = config_field(_DFT, "periodic.basis")
+    pbc_pseudo: str = config_field(_DFT, "periodic.pseudo")
+    ke_cutoff_hartree: float | None = config_field(_DFT, "periodic.ke_cutoff_hartree")
+    multigrid: bool = config_field(_DFT, "periodic.multigrid")
+    smearing_hartree: float = config_field(_DFT, "periodic.smearing_hartree")
+    max_cycle: int = config_field(_DFT, "scf.max_cycle")
+    recovery: tuple[str, ...] = config_field(_DFT, "scf.recovery")
+    damping: float = config_field(_DFT, "scf.damping")
+    level_shift_hartree: float = config_field(_DFT, "scf.level_shift_hartree")
+    timeout_s: float = config_field(_DFT, "scf.timeout_s")
+    min_distance_factor: float = config_field(_DFT, "guard.min_distance_factor")
     pyscf_version: str = field(default_factory=lambda: version("pyscf"))
 
     @classmethod
     def from_config(cls, dft: DFTConfig, periodic: bool = False) -> LabelSettings:
         """Settings for one system of a campaign (periodic systems use the GTH options)."""
-        p = dft.periodic
-        return cls(
-            method=dft.method,
-            xc=dft.xc,
-            basis=dft.basis,
-            density_fit=dft.density_fit,
-            auxbasis=dft.auxbasis,
-            grid_level=dft.grid_level,
-            dispersion=dft.dispersion,
-            conv_tol=dft.scf.conv_tol,
-            periodic=periodic,
-            pbc_basis=p.basis,
-            pbc_pseudo=p.pseudo,
-            ke_cutoff_hartree=p.ke_cutoff_hartree,
-            multigrid=p.multigrid,
-            smearing_hartree=p.smearing_hartree,
-            max_cycle=dft.scf.max_cycle,
-            recovery=tuple(dft.scf.recovery),
-            damping=dft.scf.damping,
-            level_shift_hartree=dft.scf.level_shift_hartree,
-            timeout_s=dft.scf.timeout_s,
-            min_distance_factor=dft.guard.min_distance_factor,
-        )
+        return from_section(cls, dft, periodic=periodic)
 
     def result_fields(self) -> dict:
         """The settings that change a label's numbers (and so belong in its hash)."""

@@ -19,15 +19,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from ase import units
 from ase.calculators.calculator import Calculator, all_changes
-from ase.data import covalent_radii
+
+from aloop.config import ExploreConfig, TrustWindow, config_field, from_section
+from aloop.structures import close_contact, pair_distances
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ase import Atoms
 
-    from aloop.config import ExploreConfig
     from aloop.models.committee import Committee
+
+#: The campaign schema's ``explore`` section at its defaults: the one place they are
+#: defined.
+_EXPLORE = ExploreConfig()
 
 
 @dataclass
@@ -44,32 +49,29 @@ class WalkerSpec:
 
 @dataclass
 class MDSettings:
-    """Integrator and stop settings shared by the walkers of one exploration."""
+    """Integrator and stop settings shared by the walkers of one exploration.
 
-    ensemble: str = "nvt"
-    timestep_fs: float = 0.5
-    friction_per_fs: float = 0.01
-    steps: int = 1000
-    sample_interval: int = 10
-    stop_force_dev: float = 0.6
-    min_distance_factor: float = 0.5
-    max_bond_stretch: float = 2.5
+    Most are keys of the campaign's ``explore`` section, with the schema's defaults
+    (:class:`aloop.config.ExploreConfig`); the stop threshold is a multiple of a trust
+    window's hi (by default the schema's); the barostat and thermostat times are not in
+    the schema and are defined here.
+    """
+
+    ensemble: str = config_field(_EXPLORE, "ensemble")
+    timestep_fs: float = config_field(_EXPLORE, "timestep_fs")
+    friction_per_fs: float = config_field(_EXPLORE, "friction_per_fs")
+    steps: int = config_field(_EXPLORE, "steps")
+    sample_interval: int = config_field(_EXPLORE, "sample_interval")
+    stop_force_dev: float = _EXPLORE.stop.force_dev_factor * TrustWindow().hi
+    min_distance_factor: float = config_field(_EXPLORE, "stop.min_distance_factor")
+    max_bond_stretch: float = config_field(_EXPLORE, "stop.max_bond_stretch")
     barostat_time_fs: float = 500.0
     thermostat_time_fs: float = 100.0
 
     @classmethod
     def from_config(cls, explore: ExploreConfig, trust_hi: float) -> MDSettings:
         """Settings for one system: the stop threshold is a multiple of its trust hi."""
-        return cls(
-            ensemble=explore.ensemble,
-            timestep_fs=explore.timestep_fs,
-            friction_per_fs=explore.friction_per_fs,
-            steps=explore.steps,
-            sample_interval=explore.sample_interval,
-            stop_force_dev=explore.stop.force_dev_factor * trust_hi,
-            min_distance_factor=explore.stop.min_distance_factor,
-            max_bond_stretch=explore.stop.max_bond_stretch,
-        )
+        return from_section(cls, explore, stop_force_dev=explore.stop.force_dev_factor * trust_hi)
 
 
 @dataclass
@@ -251,14 +253,10 @@ def stop_reason(atoms: Atoms, force_dev_max: float, md: MDSettings) -> str | Non
         return "uncertainty"
     if len(atoms) < 2:
         return None
-    periodic = bool(atoms.pbc.any())
-    dist = atoms.get_all_distances(mic=periodic)
-    radii = covalent_radii[atoms.numbers]
-    bond = radii[:, None] + radii[None, :]
-    np.fill_diagonal(dist, np.inf)
-    if (dist < md.min_distance_factor * bond).any():
+    dist, bond = pair_distances(atoms)
+    if close_contact(dist, bond, md.min_distance_factor) is not None:
         return "too close"
-    if not periodic and _fragments(dist, md.max_bond_stretch * bond) > 1:
+    if not atoms.pbc.any() and _fragments(dist, md.max_bond_stretch * bond) > 1:
         return "fragmented"
     return None
 
