@@ -1,7 +1,8 @@
 """What a failure means to the user: the one place that turns exceptions into exit codes.
 
-Exit codes: 0 success; 1 a command ran and failed (:class:`~aloop.errors.InfrastructureError`,
-e.g. the database is unreachable); 2 bad usage, an invalid campaign file or a refused
+Exit codes: 0 success; 1 a command ran and failed (an
+:class:`~aloop.errors.InfrastructureError` such as an unreachable database, or another
+:class:`~aloop.errors.AloopError`); 2 bad usage, an invalid campaign file or a refused
 request (:class:`~aloop.errors.UserError`); 130 interrupted. An exception that is none of
 these is a bug and keeps its traceback.
 """
@@ -15,7 +16,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from aloop.errors import InfrastructureError, UserError
+from aloop.errors import AloopError, UserError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -45,7 +46,7 @@ def exit_code(exc: BaseException) -> int | None:
         return EXIT_INTERRUPTED
     if isinstance(exc, UserError):
         return EXIT_USAGE
-    if isinstance(exc, InfrastructureError):
+    if isinstance(exc, AloopError):  # InfrastructureError, or aloop's own "ran and failed"
         return EXIT_FAILED
     for cls in type(exc).__mro__:
         if cls.__module__.partition(".")[0] in _OUR_PACKAGES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -58,15 +59,7 @@ def import_(
     sys_cfg = cfg.system(system)
     periodic = bool(load_system_structures(sys_cfg, config.parent)[0].pbc.any())
     settings = LabelSettings.from_config(cfg.dft, periodic=periodic)
-
-    def failed(exc: Exception) -> Exception:
-        from pymongo.errors import PyMongoError
-
-        if isinstance(exc, PyMongoError):
-            return InfrastructureError(f"database error while importing: {exc}")
-        # ase.io raises many types for a bad file
-        return UserError(f"{source}: cannot import: {described(exc)}")
-
+    failed = functools.partial(_import_failed, source)
     with connected(uri_in_force(db_uri, cfg.database.uri)), unexpected_as(failed):
         camp, _ = repository.get_or_create_campaign(
             cfg.campaign, cfg.model_dump(mode="json"), cfg.result_hash(), allow_config_change
@@ -99,3 +92,13 @@ def _system(cfg: CampaignConfig, system: str | None) -> str:
     if system not in names:
         raise UserError(f"--system must name one of the campaign's systems: {', '.join(names)}")
     return system
+
+
+def _import_failed(source: Path, exc: Exception) -> Exception:
+    """What an unforeseen failure while importing ``source`` means."""
+    from pymongo.errors import PyMongoError
+
+    if isinstance(exc, PyMongoError):
+        return InfrastructureError(f"database error while importing: {exc}")
+    # ase.io raises many types for a bad file
+    return UserError(f"{source}: cannot import: {described(exc)}")

@@ -127,6 +127,25 @@ def lineage_panel(info: dict) -> Any:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
+    for key, value in _lineage_rows(info):
+        head.add_row(key, str(value))
+    parts: list[Any] = [head]
+    for lab in info["labels"]:
+        parts += _label_parts(lab)
+    if not info["labels"]:
+        parts.append("not labelled")
+    models = info["trained_models"]
+    parts.append(
+        "trained on by: "
+        + (", ".join(f"iteration {m['iteration']} member {m['member']}" for m in models) or "-")
+    )
+    if info["datasets"]:
+        parts.append("in datasets: " + ", ".join(d["name"] or d["id"] for d in info["datasets"]))
+    return Group(*parts)
+
+
+def _lineage_rows(info: dict) -> list[tuple[str, Any]]:
+    """(what, value) of where a structure came from and what the committee made of it."""
     lin = info["lineage"]
     unc = info["uncertainty"]
     rows = [
@@ -156,45 +175,39 @@ def lineage_panel(info: dict) -> Any:
             )
         )
     rows.append(("verdict", f"{info['verdict']}: {info['verdict_reason'] or ''}"))
-    for key, value in rows:
-        head.add_row(key, str(value))
-    parts: list[Any] = [head]
-    for lab in info["labels"]:
-        s = lab["settings"]
-        method = s.get("xc") if s.get("method") == "DFT" else s.get("method")
-        level = f"{method}/{s.get('basis') or s.get('pbc_basis')}" if method else "?"
-        energy = f"{lab['energy']:.6f} eV" if lab["energy"] is not None else "-"
-        fmax = f"{lab['max_force']:.3f} eV/Å" if lab["max_force"] is not None else "-"
-        line = (
-            f"label {lab['status']} at {level} (settings {lab['settings_hash'][:12]}): "
-            f"energy {energy}, max |F| {fmax}, {lab['wall_time'] or 0:.2f} s on {lab['host']}"
-        )
-        if lab["error"]:
-            line += f"; error: {lab['error']}"
-        if s.get("imported_from"):
-            line += f"; imported from {s['imported_from']}"
-        parts.append(line)
-        if lab["scf_attempts"]:
-            t = Table()
-            for col in ("SCF strategy", "cycles", "converged", "dE (Ha)", "s", "error"):
-                t.add_column(col)
-            for a in lab["scf_attempts"]:
-                t.add_row(
-                    a.get("strategy", ""),
-                    str(a.get("cycles", "")),
-                    str(a.get("converged", "")),
-                    f"{a['energy_change']:.1e}" if a.get("energy_change") is not None else "",
-                    f"{a['seconds']:.2f}" if a.get("seconds") is not None else "",
-                    (a.get("error") or "")[:60],
-                )
-            parts.append(t)
-    if not info["labels"]:
-        parts.append("not labelled")
-    models = info["trained_models"]
-    parts.append(
-        "trained on by: "
-        + (", ".join(f"iteration {m['iteration']} member {m['member']}" for m in models) or "-")
+    return rows
+
+
+def _label_parts(lab: dict) -> list[Any]:
+    """One label: a line with its level of theory and result, then its SCF attempts."""
+    from rich.table import Table
+
+    s = lab["settings"]
+    method = s.get("xc") if s.get("method") == "DFT" else s.get("method")
+    level = f"{method}/{s.get('basis') or s.get('pbc_basis')}" if method else "?"
+    energy = f"{lab['energy']:.6f} eV" if lab["energy"] is not None else "-"
+    fmax = f"{lab['max_force']:.3f} eV/Å" if lab["max_force"] is not None else "-"
+    line = (
+        f"label {lab['status']} at {level} (settings {lab['settings_hash'][:12]}): "
+        f"energy {energy}, max |F| {fmax}, {lab['wall_time'] or 0:.2f} s on {lab['host']}"
     )
-    if info["datasets"]:
-        parts.append("in datasets: " + ", ".join(d["name"] or d["id"] for d in info["datasets"]))
-    return Group(*parts)
+    if lab["error"]:
+        line += f"; error: {lab['error']}"
+    if s.get("imported_from"):
+        line += f"; imported from {s['imported_from']}"
+    parts: list[Any] = [line]
+    if lab["scf_attempts"]:
+        t = Table()
+        for col in ("SCF strategy", "cycles", "converged", "dE (Ha)", "s", "error"):
+            t.add_column(col)
+        for a in lab["scf_attempts"]:
+            t.add_row(
+                a.get("strategy", ""),
+                str(a.get("cycles", "")),
+                str(a.get("converged", "")),
+                f"{a['energy_change']:.1e}" if a.get("energy_change") is not None else "",
+                f"{a['seconds']:.2f}" if a.get("seconds") is not None else "",
+                (a.get("error") or "")[:60],
+            )
+        parts.append(t)
+    return parts

@@ -21,7 +21,7 @@ from aloop.cli.exits import (
 )
 from aloop.config import ConfigError
 from aloop.dataset.export import ExportError
-from aloop.errors import InfrastructureError, UserError
+from aloop.errors import AloopError, InfrastructureError, UserError
 from db.connection import DatabaseUnavailable
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -38,6 +38,7 @@ def _legacy(name: str, module: str, base: type[Exception] = ValueError) -> type[
     [
         (UserError("x"), EXIT_USAGE),
         (InfrastructureError("x"), EXIT_FAILED),
+        (AloopError("too few labels to train"), EXIT_FAILED),
         (KeyboardInterrupt(), EXIT_INTERRUPTED),
         (ConfigError(["campaign: missing"], "c.yaml"), EXIT_USAGE),
         (ExportError("nothing matched"), EXIT_USAGE),
