@@ -116,3 +116,19 @@ def test_dashboard_refuses_a_missing_embedded_store(tmp_path):
     assert result.exit_code == 1
     assert f"no embedded store at {missing}" in result.stderr
     assert not missing.exists()
+
+
+def test_help_loads_no_heavy_module():
+    """``aloop --help`` stays fast: the commands import the science and the layers inside."""
+    heavy = ("prefect", "mongoengine", "pymongo", "torch", "mace", "pyscf", "ase", "numpy")
+    heavy += ("db", "flows", "dft", "dashboard", "aloop.config")  # (Typer draws --help with rich)
+    code = (
+        "import sys\nfrom aloop.cli import app\n"
+        "try:\n    app(['--help'], prog_name='aloop')\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "validate" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
