@@ -137,6 +137,7 @@ def main() -> None:
         n = args.structures
         row = {
             "speedup": t.ratio("mace_calculator", "batched").to_dict(),
+            "speedup_fastest_rounds": round(t.fastest_ratio("mace_calculator", "batched"), 2),
             "single_speedup": t.ratio("single_mace_calculator", "single_committee").to_dict(),
             "graph_batch_share": t.ratio("graph_batch", "batched").to_dict(),
             "baseline_structures_per_s": round(n / t.median_s("mace_calculator"), 1),

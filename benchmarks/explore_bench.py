@@ -130,6 +130,9 @@ def main() -> None:
         "batched_frames_per_s": round(f_ours / t.median_s("aloop_run_walkers"), 2),
         "committee_calls": calls,
         "speedup": t.ratio("ase_walker_by_walker", "aloop_run_walkers").to_dict(),
+        "speedup_fastest_rounds": round(
+            t.fastest_ratio("ase_walker_by_walker", "aloop_run_walkers"), 2
+        ),
         "stop_reasons": sorted({r.stop_reason for r in results}),
         "timings": t.to_dict(),
     }

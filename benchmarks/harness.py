@@ -6,7 +6,9 @@ a measurement: a burst of someone else's work during one of them can turn 3x int
 (A B, B A, A B, ...) so that a slow drift weighs on both arms alike, and ``Timings.ratio``
 divides the two arms' times within each round before taking the median, so that a busy
 round moves one ratio, not the figure. The spread (min / max and the quartiles of the
-per-round ratios) says how far to trust it.
+per-round ratios) and the load average after each round say how far to trust it; under a
+sustained load that slows one arm more than the other, ``fastest_ratio`` (each arm's
+least-disturbed round) is the figure to compare with a quiet machine.
 
     timings = alternate({"mace": baseline, "aloop": candidate}, rounds=5, warmup=1)
     speedup = timings.ratio("mace", "aloop")  # baseline seconds / candidate seconds
@@ -79,6 +81,8 @@ class Timings:
         The order the arms ran in, round by round.
     warmup_seconds : dict of str to list of float
         Per arm, the warm-up calls, which no figure uses (a cold start, if wanted).
+    loads : list of float
+        The 1-minute load average after each round: how busy the machine was.
     results : dict of str to list
         Per arm, what each timed call returned (for counts and checks); not saved.
     """
@@ -87,6 +91,7 @@ class Timings:
     seconds: dict[str, list[float]]
     order: list[list[str]]
     warmup_seconds: dict[str, list[float]]
+    loads: list[float]
     results: dict[str, list[Any]] = field(repr=False)
 
     @property
@@ -97,6 +102,19 @@ class Timings:
     def median_s(self, arm: str) -> float:
         """The median seconds of ``arm`` over the rounds."""
         return float(np.median(self.seconds[arm]))
+
+    def min_s(self, arm: str) -> float:
+        """The fastest round of ``arm``: the one least disturbed by other work."""
+        return min(self.seconds[arm])
+
+    def fastest_ratio(self, numerator: str, denominator: str) -> float:
+        """``min_s(numerator) / min_s(denominator)``, the two least-disturbed runs.
+
+        A second figure beside ``ratio``: when other work slows one arm more than the
+        other (a sustained load, not a burst), every round's ratio moves and so does
+        their median, while each arm's fastest round stays near its quiet-machine time.
+        """
+        return self.min_s(numerator) / self.min_s(denominator)
 
     def ratio(self, numerator: str, denominator: str) -> Spread:
         """``numerator``'s seconds over ``denominator``'s, round by round.
@@ -114,6 +132,8 @@ class Timings:
             "order": self.order,
             "seconds": {a: _rounded(s, digits) for a, s in self.seconds.items()},
             "median_s": {a: round(self.median_s(a), digits) for a in self.arms},
+            "min_s": {a: round(self.min_s(a), digits) for a in self.arms},
+            "load_average_1min": _rounded(self.loads, 2),
             "warmup_seconds": {a: _rounded(s, digits) for a, s in self.warmup_seconds.items()},
         }
 
@@ -125,6 +145,7 @@ def alternate(
     warmup: int = 1,
     warmup_arms: Mapping[str, Callable[[], Any]] | None = None,
     timer: Callable[[], float] = time.perf_counter,
+    load: Callable[[], float] = lambda: os.getloadavg()[0],
     on_round: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Timings:
     """Time every arm once per round, the order reversed every other round.
@@ -143,6 +164,8 @@ def alternate(
         slow to run once more in full.
     timer : callable
         Clock returning seconds; injected so tests need no wall time.
+    load : callable
+        How busy the machine is, read after each round (default: 1-minute load average).
     on_round : callable, optional
         Called with (round index, seconds per arm) after each timed round, for progress.
 
@@ -162,7 +185,7 @@ def alternate(
             warm_s[a].append(timed(warm[a], timer)[0])
     seconds: dict[str, list[float]] = {a: [] for a in names}
     results: dict[str, list[Any]] = {a: [] for a in names}
-    order = []
+    order, loads = [], []
     for k in range(rounds):
         # continue the alternation where the warm-up left it, so round 0 is not always A B
         this = _order(names, warmup + k)
@@ -171,9 +194,10 @@ def alternate(
             seconds[a].append(s)
             results[a].append(r)
         order.append(this)
+        loads.append(load())
         if on_round is not None:
             on_round(k, {a: seconds[a][-1] for a in names})
-    return Timings(names, seconds, order, warm_s, results)
+    return Timings(names, seconds, order, warm_s, loads, results)
 
 
 def print_round(k: int, seconds: dict[str, float]) -> None:

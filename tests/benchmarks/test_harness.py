@@ -59,7 +59,10 @@ def test_ratio_is_the_median_of_per_round_ratios_not_of_medians():
     # round 1 is "busy" for the baseline only: a sequential pair taken then would say 50x
     base = clock.arm("base", [3.0, 50.0, 3.6, 3.0, 3.3])
     cand = clock.arm("cand", [1.0, 1.0, 1.2, 1.0, 1.1])
-    t = alternate({"base": base, "cand": cand}, rounds=5, warmup=0, timer=clock)
+    loads = iter([0.5, 9.0, 1.0, 1.0, 1.0])
+    t = alternate(
+        {"base": base, "cand": cand}, rounds=5, warmup=0, timer=clock, load=lambda: next(loads)
+    )
     r = t.ratio("base", "cand")
     assert r.values == pytest.approx([3.0, 50.0, 3.0, 3.0, 3.0])
     assert r.median == pytest.approx(3.0)
@@ -67,6 +70,9 @@ def test_ratio_is_the_median_of_per_round_ratios_not_of_medians():
     assert (r.q1, r.q3) == pytest.approx((3.0, 3.0))
     assert t.median_s("base") == pytest.approx(3.3)
     assert t.ratio("cand", "base").median == pytest.approx(1 / 3)
+    assert t.loads == [0.5, 9.0, 1.0, 1.0, 1.0]
+    # each arm's fastest round: 3.0 s and 1.0 s
+    assert t.fastest_ratio("base", "cand") == pytest.approx(3.0)
 
 
 def test_spread_quartiles_and_validation():
@@ -108,6 +114,8 @@ def test_save_writes_timings_ratio_and_machine(tmp_path, monkeypatch):
     assert data["timings"]["seconds"] == {"A": [2.0], "B": [1.0]}
     assert data["timings"]["median_s"] == {"A": 2.0, "B": 1.0}
     assert data["timings"]["warmup_seconds"] == {"A": [2.0], "B": [1.0]}
+    assert data["timings"]["min_s"] == {"A": 2.0, "B": 1.0}
+    assert len(data["timings"]["load_average_1min"]) == 1
     assert data["speedup"]["median"] == 2.0
     assert data["machine"]["cpus"] >= 1
 
