@@ -47,9 +47,14 @@ def main(
     """Active learning of MACE interatomic potentials with PySCF labels."""
 
 
-def _register(group: typer.Typer, command: Callable[..., Any], name: str | None = None, **how):
+def _register(
+    group: typer.Typer,
+    command: Callable[..., Any],
+    name: str | None = None,
+    interrupted: str = "interrupted",
+) -> None:
     """Add ``command`` to ``group`` behind the one error-to-exit-code mapping."""
-    group.command(name=name)(mapped(command, **how))
+    group.command(name=name)(mapped(command, interrupted))
 
 
 _register(app, validate.validate)
