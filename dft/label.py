@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ase.calculators.calculator import CalculationFailed, InputError, SCFError
 
 from aloop.records import LabelRecord
+from aloop.vocabulary import LabelStatus
 from dft.calculator import PySCFCalculator
 from dft.guard import guard_reason
 from dft.scf import SCFTimeout
@@ -44,7 +45,7 @@ def label_structure(
     }
     reason = guard_reason(atoms, charge, multiplicity, settings.min_distance_factor)
     if reason is not None:
-        return LabelRecord(status="rejected", error=reason, wall_time=0.0, **common)
+        return LabelRecord(status=LabelStatus.REJECTED, error=reason, wall_time=0.0, **common)
     calc = PySCFCalculator(settings, charge=charge, multiplicity=multiplicity)
     work = atoms.copy()
     work.calc = calc
@@ -52,32 +53,16 @@ def label_structure(
     try:
         energy = work.get_potential_energy()
         forces = work.get_forces()
-    except SCFTimeout:
-        return LabelRecord(
-            status="failed",
-            error=f"timeout after {settings.timeout_s:g} s",
-            scf_attempts=calc.scf_attempts,
-            wall_time=_since(start),
-            **common,
-        )
-    except (SCFError, InputError, CalculationFailed) as exc:
-        return LabelRecord(
-            status="failed",
-            error=str(exc),
-            scf_attempts=calc.scf_attempts,
-            wall_time=_since(start),
-            **common,
-        )
     except Exception as exc:  # PySCF raises assorted types; a label failure is data
         return LabelRecord(
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}"[:1000],
+            status=LabelStatus.FAILED,
+            error=_failure_text(exc, settings),
             scf_attempts=calc.scf_attempts,
             wall_time=_since(start),
             **common,
         )
     return LabelRecord(
-        status="ok",
+        status=LabelStatus.OK,
         energy=float(energy),
         forces=forces,
         stress=None,
@@ -87,6 +72,15 @@ def label_structure(
         wall_time=_since(start),
         **common,
     )
+
+
+def _failure_text(exc: Exception, settings: LabelSettings) -> str:
+    """What a failed label's ``error`` says: ASE's errors carry their own words."""
+    if isinstance(exc, SCFTimeout):
+        return f"timeout after {settings.timeout_s:g} s"
+    if isinstance(exc, (SCFError, InputError, CalculationFailed)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"[:1000]
 
 
 def _since(start: float) -> float:

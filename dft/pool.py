@@ -9,15 +9,21 @@ limit can be killed without killing the caller.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
-from dft.batch import KILL_GRACE_S, LabelTask, _failure, _init_worker, _ready, _run_one
 from dft.label import label_structure
+from dft.worker import (
+    KILL_GRACE_S,
+    LabelTask,
+    run_one,
+    start_workers,
+    timed_out_label,
+    worker_processes,
+)
 
 if TYPE_CHECKING:
     from aloop.records import LabelRecord
@@ -55,14 +61,7 @@ class LabelPool:
             if self._closed:
                 raise PoolClosed("the labelling pool is closed")
             if self._executor is None:
-                ctx = mp.get_context("spawn")  # torch is loaded here; forking it is unsafe
-                ex = ProcessPoolExecutor(
-                    self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.threads,)
-                )
-                # Start every worker (spawn + imports) before any calculation's clock runs.
-                for ready in [ex.submit(_ready) for _ in range(self.workers)]:
-                    ready.result()
-                self._executor = ex
+                self._executor = start_workers(self.workers, self.threads)
                 self._generation += 1
             return self._executor, self._generation
 
@@ -72,7 +71,7 @@ class LabelPool:
             if self._executor is None or generation != self._generation:
                 return
             ex, self._executor = self._executor, None
-        procs = _processes(ex)
+        procs = worker_processes(ex)
         if kill:
             for proc in procs:
                 proc.kill()
@@ -88,7 +87,7 @@ class LabelPool:
         """
         executor, generation = self._get()
         try:
-            future = executor.submit(_run_one, label_structure, task, settings, self.threads)
+            future = executor.submit(run_one, label_structure, task, settings, self.threads)
         except BrokenProcessPool:
             self._discard(generation, kill=False)
             raise WorkerLost("labelling worker pool was broken; retry") from None
@@ -96,12 +95,7 @@ class LabelPool:
             return future.result(timeout=settings.timeout_s + KILL_GRACE_S)
         except FutureTimeout:
             self._discard(generation, kill=True)
-            return _failure(
-                task,
-                settings,
-                f"timeout after {settings.timeout_s:g} s (killed)",
-                wall=settings.timeout_s + KILL_GRACE_S,
-            )
+            return timed_out_label(task, settings, settings.timeout_s + KILL_GRACE_S)
         except BrokenProcessPool:
             self._discard(generation, kill=False)
             raise WorkerLost(f"labelling worker died under structure {task.structure_id}") from None
@@ -113,7 +107,7 @@ class LabelPool:
             self._closed = True
             ex, self._executor = self._executor, None
         if ex is not None:
-            procs = _processes(ex)
+            procs = worker_processes(ex)
             ex.shutdown(wait=False, cancel_futures=True)
             for proc in procs:
                 proc.kill()
@@ -123,8 +117,3 @@ class LabelPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _processes(executor: ProcessPoolExecutor) -> list:
-    """The executor's live worker processes (a private attribute; empty if absent)."""
-    return list((getattr(executor, "_processes", None) or {}).values())

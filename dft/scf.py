@@ -191,38 +191,50 @@ def run_ladder(
             continue
         attempt = Attempt(strategy=strategy, converged=False)
         attempts.append(attempt)
-        progress = {"cycles": 0, "de": None}
-
-        def callback(envs: dict, progress=progress) -> None:
-            progress["cycles"] += 1
-            e, last = envs.get("e_tot"), envs.get("last_hf_e")
-            if e is not None and last is not None:
-                progress["de"] = float(e - last)
-            if deadline is not None and time.monotonic() > deadline:
-                raise _DeadlinePassed
-
-        mf.callback = callback
-        start = time.perf_counter()
         try:
-            energy = mf.kernel()
+            _run_attempt(mf, attempt, deadline)
         except _DeadlinePassed:
-            attempt.error = "timeout"
-            _finish(attempt, progress, start)
             exc = SCFTimeout("wall-clock limit reached during SCF")
             exc.attempts = attempts  # type: ignore[attr-defined]
             raise exc from None
-        except (np.linalg.LinAlgError, ArithmeticError, RuntimeError, ValueError) as exc:
-            attempt.error = f"{type(exc).__name__}: {exc}"[:500]
-            _finish(attempt, progress, start)
-            continue
-        _finish(attempt, progress, start)
-        attempt.converged = bool(mf.converged) and math.isfinite(float(energy))
-        if not attempt.converged and attempt.error is None:
-            attempt.error = "not converged" if math.isfinite(float(energy)) else "energy is NaN"
         if attempt.converged:
             return mf, attempts
     tried = ", ".join(a.strategy for a in attempts) or "none applicable"
     raise SCFFailed(f"SCF did not converge with any strategy ({tried})", attempts)
+
+
+def _run_attempt(mf: Any, attempt: Attempt, deadline: float | None) -> None:
+    """Run one rung's SCF and record how it went on ``attempt``.
+
+    A numerical breakdown is recorded as the attempt's error; at the deadline the
+    attempt's error is ``timeout`` and :class:`_DeadlinePassed` propagates.
+    """
+    progress = {"cycles": 0, "de": None}
+
+    def callback(envs: dict) -> None:
+        progress["cycles"] += 1
+        e, last = envs.get("e_tot"), envs.get("last_hf_e")
+        if e is not None and last is not None:
+            progress["de"] = float(e - last)
+        if deadline is not None and time.monotonic() > deadline:
+            raise _DeadlinePassed
+
+    mf.callback = callback
+    start = time.perf_counter()
+    try:
+        energy = mf.kernel()
+    except _DeadlinePassed:
+        attempt.error = "timeout"
+        _finish(attempt, progress, start)
+        raise
+    except (np.linalg.LinAlgError, ArithmeticError, RuntimeError, ValueError) as exc:
+        attempt.error = f"{type(exc).__name__}: {exc}"[:500]
+        _finish(attempt, progress, start)
+        return
+    _finish(attempt, progress, start)
+    attempt.converged = bool(mf.converged) and math.isfinite(float(energy))
+    if not attempt.converged and attempt.error is None:
+        attempt.error = "not converged" if math.isfinite(float(energy)) else "energy is NaN"
 
 
 class _DeadlinePassed(Exception):

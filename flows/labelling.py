@@ -24,9 +24,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
-from dft.batch import MAX_WORKER_CRASHES, LabelTask, _failure, _run_one, default_layout
 from dft.label import label_structure
 from dft.pool import LabelPool, WorkerLost
+from dft.worker import CrashSuspects, LabelTask, default_layout, run_one
 
 if TYPE_CHECKING:
     from aloop.config import ExecutionConfig
@@ -58,7 +58,7 @@ def label_one(job: LabelTask, settings: LabelSettings, threads: int = 1) -> Labe
     from pyscf import lib
 
     lib.num_threads(threads)
-    return _run_one(label_structure, job, settings, threads)
+    return run_one(label_structure, job, settings, threads)
 
 
 class PrefectLabeller:
@@ -138,7 +138,8 @@ class PrefectLabeller:
 
     def _alone(self, job: LabelTask, settings: LabelSettings) -> LabelRecord:
         """Label a suspect with nothing else in flight: a death now is its own."""
-        for _ in range(MAX_WORKER_CRASHES):
+        suspects = CrashSuspects()
+        while True:
             future = self.runner.submit(
                 label_one.with_options(retries=0),
                 {"job": job, "settings": settings, "threads": self.threads},
@@ -148,13 +149,8 @@ class PrefectLabeller:
             except Exception as exc:
                 if type(exc).__name__ not in _STRUCTURE_KILLS_WORKER:
                     raise
-                last = exc
-        return _failure(
-            job,
-            settings,
-            f"worker process died {MAX_WORKER_CRASHES} times running this structure alone "
-            f"(out of memory?): {last}",
-        )
+                if suspects.died(job.structure_id, alone=True):
+                    return suspects.failure(job, settings, str(exc))
 
 
 __all__ = ["LabelPool", "PrefectLabeller", "WorkerLost", "label_one"]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from dft.batch import LabelTask
-from dft.pool import LabelPool, WorkerLost, _processes
+from dft.pool import LabelPool, WorkerLost
 from dft.settings import LabelSettings
+from dft.worker import LabelTask, worker_processes
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_labels_from_threads_and_survives_a_killed_worker():
         # A worker dying under a calculation (as the OOM killer would do it) is not a
         # label failure: the caller gets WorkerLost and may retry.
         slow = LabelSettings(method="HF", basis="6-31g*")
-        killer = threading.Timer(1.0, lambda: [p.kill() for p in _processes(pool._executor)])
+        killer = threading.Timer(1.0, lambda: [p.kill() for p in worker_processes(pool._executor)])
         killer.start()
         start = time.monotonic()
         with pytest.raises(WorkerLost, match="died under structure benzene"):
