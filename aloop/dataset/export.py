@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import numpy as np
 
@@ -33,6 +33,12 @@ FORMATS = ("extxyz", "ase-db")
 FILE_ID_PREFIX = "s-"
 #: Records fetched per round trip in the writing pass.
 BATCH = 1000
+#: How to train on an export, for the manifest's reader.
+MACE_RUN_TRAIN = (
+    "mace_run_train --train_file=train.xyz --valid_file=valid.xyz "
+    "--test_file=test.xyz --energy_key=REF_energy --forces_key=REF_forces "
+    "--stress_key=REF_stress --E0s=average ..."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +201,20 @@ def export_dataset(
 ) -> ExportResult:
     """Curate and write the structures ``source`` yields; see the module docstring.
 
+    Parameters
+    ----------
+    source, out_dir, options
+        Where the labelled structures come from, the folder to write to, how to curate.
+    query
+        The selection the structures answer (recorded in the manifest).
+    on_progress
+        Called with (structures written, structures to write) after each batch.
+
+    Returns
+    -------
+    ExportResult
+        The ids per split, the files written with their hashes, and the manifest.
+
     Raises
     ------
     ExportError
@@ -202,75 +222,127 @@ def export_dataset(
     """
     out_dir = Path(out_dir)
     targets = _out_files(out_dir, options.formats)
-    existing = [p for p in targets if p.exists()]
-    if existing and not options.force:
-        raise ExportError(f"{existing[0]} exists; use --force to overwrite, or another directory")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir} exists and is not a directory")
+    _check_target(out_dir, targets, options.force)
     summaries = list(source.summaries())
     if not summaries:
         raise ExportError("no successfully labelled structure matches the query")
     kept, duplicates, outliers, removed = _curate(summaries, options)
-    systems = {s.structure_id: s.system for s in kept}
+    splits = _split(kept, options)
+    part = _start_writing(out_dir, targets)
+    _write_splits(source, splits, out_dir, part, options.formats, len(kept), on_progress)
+    settings = source.label_settings()
+    files = _publish(targets[1:], part, splits, len(kept))
+    manifest = {
+        "format": "aloop-dataset/1",
+        "created_at": datetime.now(UTC).isoformat(),
+        "query": query,
+        **_contents(kept, splits, options, settings),
+        **_curation(options, duplicates, outliers, removed),
+        "code_versions": code_versions(),
+        "files": files,
+        "mace_run_train": MACE_RUN_TRAIN,
+    }
+    _write_manifest(manifest, out_dir / "manifest.json", part)
+    return ExportResult(out_dir, splits, files, manifest, outliers, duplicates)
+
+
+def _check_target(out_dir: Path, targets: Sequence[Path], force: bool) -> None:
+    """Refuse before any work when the export would overwrite or cannot be written."""
+    existing = [p for p in targets if p.exists()]
+    if existing and not force:
+        raise ExportError(f"{existing[0]} exists; use --force to overwrite, or another directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a directory")
+
+
+def _split(kept: Sequence[Summary], options: ExportOptions) -> dict[str, list[str]]:
+    """Sorted structure ids of each split, drawn reproducibly from ``options``."""
     split_of = assign(
         ((s.structure_id, s.system) for s in kept),
         options.fractions,
         options.seed,
         options.stratify,
     )
-    splits = {name: sorted(i for i, sp in split_of.items() if sp == name) for name in SPLITS}
+    return {name: sorted(i for i, sp in split_of.items() if sp == name) for name in SPLITS}
 
+
+def _start_writing(out_dir: Path, targets: Sequence[Path]) -> dict[Path, Path]:
+    """Create ``out_dir`` and give each target a fresh temporary name to be written under.
+
+    Renaming them at the end means a failed export never leaves files that look finished.
+    """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    # Write under temporary names and rename at the end: a failed export never leaves
-    # files that look finished.
-    tmp = {p: p.with_name(p.name + ".part") for p in targets}
-    for p in tmp.values():
+    part = {p: p.with_name(p.name + ".part") for p in targets}
+    for p in part.values():
         p.unlink(missing_ok=True)
-    done, total = 0, len(kept)
-    files = []
+    return part
+
+
+def _write_splits(
+    source: Source,
+    splits: dict[str, list[str]],
+    out_dir: Path,
+    part: dict[Path, Path],
+    formats: Sequence[str],
+    total: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    """Stream each split's records from ``source``, ``BATCH`` at a time, to the writers."""
     db = None
-    if "ase-db" in options.formats:
+    if "ase-db" in formats:
         import ase.db
 
-        db = ase.db.connect(str(tmp[out_dir / "dataset.db"]), type="db", append=False)
+        db = ase.db.connect(str(part[out_dir / "dataset.db"]), type="db", append=False)
+    done = 0
     for name in SPLITS:
-        xyz = tmp[out_dir / f"{name}.xyz"].open("w") if "extxyz" in options.formats else None
+        xyz = part[out_dir / f"{name}.xyz"].open("w") if "extxyz" in formats else None
         try:
             for start in range(0, len(splits[name]), BATCH):
                 batch = splits[name][start : start + BATCH]
-                rows = []
-                for rec in source.records(batch):
-                    if xyz is not None:
-                        arrays = {REF_FORCES: rec["forces"]}
-                        write_frame(
-                            xyz,
-                            rec["numbers"],
-                            rec["positions"],
-                            rec["cell"],
-                            rec["pbc"],
-                            _info(rec, name),
-                            arrays,
-                        )
-                    if db is not None:
-                        rows.append(_ase_row(rec, name))
-                    done += 1
-                if db is not None and rows:
-                    with db:  # one transaction per batch
-                        for atoms, kv, data in rows:
-                            db.write(atoms, key_value_pairs=kv, data=data)
+                done += _write_batch(source.records(batch), name, xyz, db)
                 if on_progress is not None:
                     on_progress(done, total)
         finally:
             if xyz is not None:
                 xyz.close()
 
-    settings = source.label_settings()
-    used_hashes = sorted({s.settings_hash for s in kept})
-    for path in targets[1:]:
-        tmp[path].replace(path)
+
+def _write_batch(records: Iterable[dict], split: str, xyz: IO[str] | None, db: Any) -> int:
+    """Write one batch of ``split`` to the open extxyz file and the ase.db; the count."""
+    rows = []
+    count = 0
+    for rec in records:
+        if xyz is not None:
+            arrays = {REF_FORCES: rec["forces"]}
+            write_frame(
+                xyz,
+                rec["numbers"],
+                rec["positions"],
+                rec["cell"],
+                rec["pbc"],
+                _info(rec, split),
+                arrays,
+            )
+        if db is not None:
+            rows.append(_ase_row(rec, split))
+        count += 1
+    if db is not None and rows:
+        with db:  # one transaction per batch
+            for atoms, kv, data in rows:
+                db.write(atoms, key_value_pairs=kv, data=data)
+    return count
+
+
+def _publish(
+    paths: Sequence[Path], part: dict[Path, Path], splits: dict[str, list[str]], total: int
+) -> list[dict]:
+    """Rename the written files to their final names; each one's manifest entry."""
+    files = []
+    for path in paths:
+        part[path].replace(path)
         files.append(
             {
                 "name": path.name,
@@ -279,11 +351,20 @@ def export_dataset(
                 "frames": len(splits[path.stem]) if path.suffix == ".xyz" else total,
             }
         )
+    return files
+
+
+def _contents(
+    kept: Sequence[Summary],
+    splits: dict[str, list[str]],
+    options: ExportOptions,
+    settings: dict[str, dict],
+) -> dict:
+    """The manifest's account of what the files hold: counts, split, keys, units, labels."""
+    systems = {s.structure_id: s.system for s in kept}
+    used_hashes = sorted({s.settings_hash for s in kept})
     per_system = {name: dict(Counter(systems[i] for i in ids)) for name, ids in splits.items()}
-    manifest = {
-        "format": "aloop-dataset/1",
-        "created_at": datetime.now(UTC).isoformat(),
-        "query": query,
+    return {
         "counts": {name: len(ids) for name, ids in splits.items()},
         "counts_per_system": per_system,
         "split": {
@@ -294,6 +375,17 @@ def export_dataset(
         "keys": {"energy": REF_ENERGY, "forces": REF_FORCES, "stress": REF_STRESS},
         "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3", "positions": "Å"},
         "label_settings": {h: settings.get(h, {}) for h in used_hashes},
+    }
+
+
+def _curation(
+    options: ExportOptions,
+    duplicates: dict[str, str],
+    outliers: dict[str, str],
+    removed: dict[str, str],
+) -> dict:
+    """The manifest's account of what was left out or flagged, and why."""
+    return {
         "removed": {
             "duplicates": duplicates,
             "outliers": removed,
@@ -304,15 +396,10 @@ def export_dataset(
             if options.outlier_k is None
             else {"k_robust_sd": options.outlier_k, "removed": options.remove_outliers}
         ),
-        "code_versions": code_versions(),
-        "files": files,
-        "mace_run_train": (
-            "mace_run_train --train_file=train.xyz --valid_file=valid.xyz "
-            "--test_file=test.xyz --energy_key=REF_energy --forces_key=REF_forces "
-            "--stress_key=REF_stress --E0s=average ..."
-        ),
     }
-    manifest_path = out_dir / "manifest.json"
-    tmp[manifest_path].write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    tmp[manifest_path].replace(manifest_path)
-    return ExportResult(out_dir, splits, files, manifest, outliers, duplicates)
+
+
+def _write_manifest(manifest: dict, path: Path, part: dict[Path, Path]) -> None:
+    """Write the manifest, the last file: under its final name, it says the export finished."""
+    part[path].write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    part[path].replace(path)

@@ -136,15 +136,54 @@ class Committee:
     ) -> CommitteeResult:
         """Committee mean and spread for every structure, in one batch per member.
 
-        ``stress`` (periodic structures) adds the committee-mean stress, Voigt order, eV/Å^3.
+        Parameters
+        ----------
+        atoms_list
+            The structures (at least one).
+        per_member
+            Also return every member's energies and forces.
+        descriptors
+            Also return each structure's mean committee-averaged invariant node features.
+        batch
+            A graph batch of ``atoms_list`` from :meth:`batch` to reuse (built if None).
+        stress
+            Add the committee-mean stress (periodic structures), Voigt order, eV/Å^3.
+
+        Returns
+        -------
+        CommitteeResult
+            Mean, spread and force deviation per structure (eV, eV/Å).
         """
         torch = self._torch
         if not atoms_list:
             raise ValueError("no structures to evaluate")
         batch = self.batch(atoms_list) if batch is None else batch
         n_struct = len(atoms_list)
+        outs = self._forward_members(batch, descriptors, stress)
+        e = torch.stack([o[0] for o in outs])  # (K, n_struct)
+        f = torch.stack([o[1] for o in outs])  # (K, n_atoms_total, 3)
+        index = batch["batch"]
+        dev, dev_max, dev_mean, counts = self._force_deviation(f, index, n_struct)
+        splits = batch["ptr"].tolist()
+        return CommitteeResult(
+            stress=self._mean_stress(outs) if stress else None,
+            energy=e.mean(dim=0).cpu().numpy(),
+            energy_std=e.std(dim=0, unbiased=False).cpu().numpy(),
+            forces=_per_structure(f.mean(dim=0), splits, n_struct),
+            force_std=[x[:, 0] for x in _per_structure(dev[:, None], splits, n_struct)],
+            force_dev_max=dev_max.cpu().numpy(),
+            force_dev_mean=dev_mean.cpu().numpy(),
+            energy_members=e.T.cpu().numpy() if per_member else None,
+            forces_members=_per_structure(f, splits, n_struct) if per_member else None,
+            descriptors=self._descriptors(outs, index, counts, n_struct) if descriptors else None,
+        )
 
-        def run(model: Any) -> tuple[Any, Any, Any]:
+    def _forward_members(self, batch: Any, descriptors: bool, stress: bool) -> list[tuple]:
+        """(energy, forces, node features or None, stress or None) of each member."""
+
+        def run(model: Any) -> tuple[Any, Any, Any, Any]:
+            # MACE marks the positions for autograd (forces are their gradient): each member
+            # gets its own copy, so members in threads never share one graph leaf.
             data = batch.to_dict()
             data["positions"] = data["positions"].detach().clone()
             out = model(data, compute_force=True, compute_stress=stress, training=False)
@@ -152,15 +191,13 @@ class Committee:
             st = out["stress"].detach() if stress else None
             return out["energy"].detach(), out["forces"].detach(), nf, st
 
-        outs = self._map_members(run)
-        energies = [o[0] for o in outs]
-        forces = [o[1] for o in outs]
-        feats = [o[2] for o in outs]
-        e = torch.stack(energies)  # (K, n_struct)
-        f = torch.stack(forces)  # (K, n_atoms_total, 3)
+        return self._map_members(run)
+
+    def _force_deviation(self, f: Any, index: Any, n_struct: int) -> tuple[Any, ...]:
+        """(per-atom deviation, its max and mean per structure, atoms per structure) of ``f``."""
+        torch = self._torch
         f_std = f.std(dim=0, unbiased=False)  # per component over members
         dev = torch.linalg.norm(f_std, dim=1)  # per atom
-        index = batch["batch"]
         dev_max = torch.zeros(n_struct, dtype=dev.dtype, device=dev.device).scatter_reduce(
             0, index, dev, reduce="amax", include_self=False
         )
@@ -169,38 +206,30 @@ class Committee:
             torch.zeros(n_struct, dtype=dev.dtype, device=dev.device).index_add(0, index, dev)
             / counts
         )
-        splits = batch["ptr"].tolist()
+        return dev, dev_max, dev_mean, counts
 
-        def per_structure(t: Any) -> list[np.ndarray]:
-            arr = t.cpu().numpy()
-            return [arr[..., splits[i] : splits[i + 1], :] for i in range(n_struct)]
+    def _descriptors(self, outs: list[tuple], index: Any, counts: Any, n_struct: int) -> np.ndarray:
+        """Per structure, the mean over its atoms of the committee-averaged scalar features."""
+        torch = self._torch
+        node = torch.stack([o[2] for o in outs]).mean(dim=0)  # committee-averaged node features
+        scalars = node[:, _scalar_columns(self.models[0], node.shape[1])]
+        summed = torch.zeros(
+            n_struct, scalars.shape[1], dtype=scalars.dtype, device=scalars.device
+        ).index_add(0, index, scalars)
+        return (summed / counts[:, None]).cpu().numpy()
 
-        desc = None
-        if descriptors:
-            node = torch.stack(feats).mean(dim=0)  # committee-averaged node features
-            scalars = node[:, _scalar_columns(self.models[0], node.shape[1])]
-            summed = torch.zeros(
-                n_struct, scalars.shape[1], dtype=scalars.dtype, device=scalars.device
-            ).index_add(0, index, scalars)
-            desc = (summed / counts[:, None]).cpu().numpy()
-        mean_stress = None
-        if stress:
-            from ase.stress import full_3x3_to_voigt_6_stress
+    def _mean_stress(self, outs: list[tuple]) -> np.ndarray:
+        """The committee-mean stress of each structure, Voigt order (eV/Å^3)."""
+        from ase.stress import full_3x3_to_voigt_6_stress
 
-            full = torch.stack([o[3] for o in outs]).mean(dim=0).cpu().numpy()
-            mean_stress = np.array([full_3x3_to_voigt_6_stress(x) for x in full])
-        return CommitteeResult(
-            stress=mean_stress,
-            energy=e.mean(dim=0).cpu().numpy(),
-            energy_std=e.std(dim=0, unbiased=False).cpu().numpy(),
-            forces=per_structure(f.mean(dim=0)),
-            force_std=[x[:, 0] for x in per_structure(dev[:, None])],
-            force_dev_max=dev_max.cpu().numpy(),
-            force_dev_mean=dev_mean.cpu().numpy(),
-            energy_members=e.T.cpu().numpy() if per_member else None,
-            forces_members=per_structure(f) if per_member else None,
-            descriptors=desc,
-        )
+        full = self._torch.stack([o[3] for o in outs]).mean(dim=0).cpu().numpy()
+        return np.array([full_3x3_to_voigt_6_stress(x) for x in full])
+
+
+def _per_structure(t: Any, splits: list[int], n_struct: int) -> list[np.ndarray]:
+    """A per-atom tensor of the whole batch cut into one array per structure (atoms axis -2)."""
+    arr = t.cpu().numpy()
+    return [arr[..., splits[i] : splits[i + 1], :] for i in range(n_struct)]
 
 
 def _scalar_columns(model: Any, width: int) -> list[int]:

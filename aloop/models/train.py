@@ -235,6 +235,17 @@ def error_metrics(model: Any, frames: Sequence[Atoms], device: str) -> dict:
     return reference_errors(Committee([model], device=device), frames)
 
 
+@dataclass(frozen=True)
+class _SharedSplit:
+    """The labelled frames and the train/valid split that every member of a committee uses."""
+
+    frames: Sequence[Atoms]
+    ids: Sequence[str]
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    valid: list[Atoms]
+
+
 def train_committee(
     frames: Sequence[Atoms],
     ids: Sequence[str],
@@ -267,84 +278,128 @@ def train_committee(
     on_member
         Called with each member as soon as it is trained (persist it here), so a crash
         loses at most the member in training.
-    """
-    from aloop.models.io import load_model
 
+    Returns
+    -------
+    list[MemberResult]
+        The members trained, in member order.
+    """
     if len(frames) != len(ids):
         raise ValueError("frames and ids differ in length")
     workdir = Path(workdir)
     device = pick_device(cfg.device)
     train_idx, valid_idx = split_indices(len(frames), cfg.valid_fraction, split_seed)
-    valid = [frames[i] for i in valid_idx]
+    split = _SharedSplit(frames, ids, train_idx, valid_idx, [frames[i] for i in valid_idx])
     results = []
     wanted = set(range(cfg.committee_size) if members is None else members)
     for member, seed in enumerate(cfg.member_seeds):
         if member not in wanted:
             continue
         mdir = workdir / f"member{member}"
-        # A killed run may have left checkpoints and half a results log: start clean.
-        shutil.rmtree(mdir, ignore_errors=True)
-        mdir.mkdir(parents=True)
-        members_train = train_idx
-        if cfg.bootstrap:
-            rng = np.random.default_rng(seed)
-            members_train = np.sort(rng.choice(train_idx, size=len(train_idx), replace=True))
-        _write_extxyz(mdir / "train.xyz", [frames[i] for i in members_train])
-        _write_extxyz(mdir / "valid.xyz", valid)
-        foundation, parent_sha = None, None
-        if cfg.warm_start == "foundation" and cfg.foundation_model:
-            foundation = Path(cfg.foundation_model)
-            parent_sha = sha256_bytes(foundation.read_bytes())
-        elif cfg.warm_start == "previous" and parents:
-            foundation = mdir / "parent.model"
-            foundation.write_bytes(parents[member % len(parents)])
-            parent_sha = sha256_bytes(parents[member % len(parents)])
-        argv = mace_arguments(
-            cfg,
-            name=f"member{member}",
-            seed=seed,
-            train_file=mdir / "train.xyz",
-            valid_file=mdir / "valid.xyz",
-            workdir=mdir,
-            device=device,
-            epochs=epochs_for(cfg, len(members_train)),
-            foundation=foundation,
-        )
-        log.info(
-            "training committee member %d (seed %d) on %d structures",
-            member,
-            seed,
-            len(members_train),
-        )
-        start = time.perf_counter()
-        _run_mace(argv, mdir / "mace-console.log")
-        wall = time.perf_counter() - start
-        weights = (mdir / f"member{member}.model").read_bytes()
-        sha = sha256_bytes(weights)
-        model = load_model(weights, sha, device=device)
-        metrics = {
-            "train": error_metrics(model, [frames[i] for i in members_train], device),
-            "valid": error_metrics(model, valid, device),
-        }
-        curve = _learning_curve(mdir / "results")
-        results.append(
-            MemberResult(
-                member=member,
-                seed=seed,
-                weights=weights,
-                sha256=sha,
-                hyperparameters=hyperparameters(cfg),
-                training_ids=[ids[i] for i in members_train],
-                valid_ids=[ids[i] for i in valid_idx],
-                parent_sha256=parent_sha,
-                metrics=metrics,
-                epochs=len(curve),
-                learning_curve=curve,
-                wall_time=round(wall, 3),
-                device=device,
-                code_versions=code_versions(),
-            )
-        )
+        results.append(_train_member(split, cfg, member, seed, mdir, device, parents))
         if on_member is not None:
             on_member(results[-1])
     return results
+
+
+def _train_member(
+    split: _SharedSplit,
+    cfg: ModelConfig,
+    member: int,
+    seed: int,
+    mdir: Path,
+    device: str,
+    parents: Sequence[bytes] | None,
+) -> MemberResult:
+    """Train one member in ``mdir`` and describe it: errors, learning curve, provenance."""
+    # A killed run may have left checkpoints and half a results log: start clean.
+    shutil.rmtree(mdir, ignore_errors=True)
+    mdir.mkdir(parents=True)
+    members_train = _training_indices(cfg, seed, split.train_idx)
+    _write_extxyz(mdir / "train.xyz", [split.frames[i] for i in members_train])
+    _write_extxyz(mdir / "valid.xyz", split.valid)
+    foundation, parent_sha = _starting_point(cfg, member, mdir, parents)
+    wall = _fit(cfg, member, seed, mdir, device, len(members_train), foundation)
+    weights = (mdir / f"member{member}.model").read_bytes()
+    sha = sha256_bytes(weights)
+    metrics = _member_metrics(split, members_train, weights, sha, device)
+    curve = _learning_curve(mdir / "results")
+    return MemberResult(
+        member=member,
+        seed=seed,
+        weights=weights,
+        sha256=sha,
+        hyperparameters=hyperparameters(cfg),
+        training_ids=[split.ids[i] for i in members_train],
+        valid_ids=[split.ids[i] for i in split.valid_idx],
+        parent_sha256=parent_sha,
+        metrics=metrics,
+        epochs=len(curve),
+        learning_curve=curve,
+        wall_time=round(wall, 3),
+        device=device,
+        code_versions=code_versions(),
+    )
+
+
+def _training_indices(cfg: ModelConfig, seed: int, train_idx: np.ndarray) -> np.ndarray:
+    """The member's training frames: the shared train split, resampled with ``bootstrap``."""
+    if not cfg.bootstrap:
+        return train_idx
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(train_idx, size=len(train_idx), replace=True))
+
+
+def _fit(
+    cfg: ModelConfig,
+    member: int,
+    seed: int,
+    mdir: Path,
+    device: str,
+    n_train: int,
+    foundation: Path | None,
+) -> float:
+    """Run MACE on the member's files in ``mdir``; the wall time it took (s)."""
+    argv = mace_arguments(
+        cfg,
+        name=f"member{member}",
+        seed=seed,
+        train_file=mdir / "train.xyz",
+        valid_file=mdir / "valid.xyz",
+        workdir=mdir,
+        device=device,
+        epochs=epochs_for(cfg, n_train),
+        foundation=foundation,
+    )
+    log.info("training committee member %d (seed %d) on %d structures", member, seed, n_train)
+    start = time.perf_counter()
+    _run_mace(argv, mdir / "mace-console.log")
+    return time.perf_counter() - start
+
+
+def _starting_point(
+    cfg: ModelConfig, member: int, mdir: Path, parents: Sequence[bytes] | None
+) -> tuple[Path | None, str | None]:
+    """(model file MACE starts from, its sha256), or (None, None) to train from scratch."""
+    if cfg.warm_start == "foundation" and cfg.foundation_model:
+        foundation = Path(cfg.foundation_model)
+        return foundation, sha256_bytes(foundation.read_bytes())
+    if cfg.warm_start == "previous" and parents:
+        # MACE reads the parent from a file: it goes into the member's own folder.
+        foundation = mdir / "parent.model"
+        foundation.write_bytes(parents[member % len(parents)])
+        return foundation, sha256_bytes(parents[member % len(parents)])
+    return None, None
+
+
+def _member_metrics(
+    split: _SharedSplit, members_train: np.ndarray, weights: bytes, sha: str, device: str
+) -> dict:
+    """The trained member's errors on its own training frames and on the shared valid set."""
+    from aloop.models.io import load_model
+
+    model = load_model(weights, sha, device=device)
+    return {
+        "train": error_metrics(model, [split.frames[i] for i in members_train], device),
+        "valid": error_metrics(model, split.valid, device),
+    }
