@@ -2,26 +2,28 @@
 
 Each walker runs an unmodified ASE integrator (Langevin NVT, velocity-Verlet NVE, or
 isotropic MTK NPT for cells) in its own thread. Its calculator does not compute: it
-hands the geometry to a shared :class:`_LockstepBatcher` and waits. When every live walker
-has asked, the batcher evaluates all of them in one :meth:`Committee.evaluate` call and
-wakes them. So ASE's integrator semantics stay exactly ASE's, and each MD step costs one
-batched committee call for all walkers instead of one call per walker. (torch-sim would
-batch the integrator too, but it is another dependency with its own integrators; the
-committee call is where the time goes, and this keeps ASE's.)
+hands the geometry to a shared :class:`~aloop.explore.lockstep.LockstepBatcher` and
+waits. When every live walker has asked, the batcher evaluates all of them in one
+:meth:`Committee.evaluate` call and wakes them. So ASE's integrator semantics stay
+exactly ASE's, and each MD step costs one batched committee call for all walkers
+instead of one call per walker. (torch-sim would batch the integrator too, but it is
+another dependency with its own integrators; the committee call is where the time goes,
+and this keeps ASE's.)
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import units
-from ase.calculators.calculator import Calculator, all_changes
 
 from aloop.config import ExploreConfig, TrustWindow, config_field, from_section
+from aloop.explore.lockstep import LockstepBatcher, WalkerCalculator
 from aloop.structures import close_contact, pair_distances
+from aloop.vocabulary import Origin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -100,115 +102,6 @@ class WalkerResult:
     temperatures: list[float] = field(default_factory=list)
 
 
-class _LockstepBatcher:
-    """Collects one geometry per live walker, evaluates them together, hands back results."""
-
-    def __init__(self, committee: Committee, n_walkers: int, stress: bool) -> None:
-        self.committee = committee
-        self.live = set(range(n_walkers))
-        self.pending: dict[int, Atoms] = {}
-        self.results: dict[int, dict] = {}
-        self.cond = threading.Condition()
-        self.stress = stress
-        self.calls = 0
-        self.rebuilds = 0
-        self.error: BaseException | None = None
-        self._cache: tuple[list[int], Any, np.ndarray, np.ndarray] | None = None
-
-    def request(self, wid: int, atoms: Atoms) -> dict:
-        with self.cond:
-            self.pending[wid] = atoms  # the calculator's own copy; not touched meanwhile
-            self._maybe_evaluate()
-            while wid not in self.results and self.error is None:
-                self.cond.wait()
-            if self.error is not None:
-                raise RuntimeError("batched committee evaluation failed") from self.error
-            return self.results.pop(wid)
-
-    def leave(self, wid: int) -> None:
-        with self.cond:
-            self.live.discard(wid)
-            self._maybe_evaluate()
-
-    def _batch_for(self, ids: list[int], frames: list) -> Any:
-        """The cached graph batch with new positions, or a new one when it is stale."""
-        cells = np.array([f.cell.array for f in frames])
-        if self._cache is not None:
-            c_ids, batch, ref, c_cells = self._cache
-            if (
-                c_ids == ids
-                and np.array_equal(c_cells, cells)
-                and _max_move(frames, ref) < NEIGHBOUR_SKIN / 2
-            ):
-                self.committee.move(batch, frames)
-                return batch
-        batch = self.committee.batch(frames, skin=NEIGHBOUR_SKIN)
-        self.rebuilds += 1
-        self._cache = (ids, batch, np.concatenate([f.positions for f in frames]), cells)
-        return batch
-
-    def _maybe_evaluate(self) -> None:
-        if not self.pending or set(self.pending) != self.live:
-            return
-        ids = sorted(self.pending)
-        frames = [self.pending[i] for i in ids]
-        try:
-            res = self.committee.evaluate(
-                frames, stress=self.stress, batch=self._batch_for(ids, frames)
-            )
-        except BaseException as exc:  # wake every walker with the error, never hang
-            self.error = exc
-            self.cond.notify_all()
-            return
-        self.calls += 1
-        for k, wid in enumerate(ids):
-            out = {
-                "energy": float(res.energy[k]),
-                "forces": res.forces[k],
-                "force_dev_max": float(res.force_dev_max[k]),
-                "force_dev_mean": float(res.force_dev_mean[k]),
-                "energy_dev": float(res.energy_std[k]),
-            }
-            if res.stress is not None:
-                out["stress"] = res.stress[k]
-            self.results[wid] = out
-        self.pending.clear()
-        self.cond.notify_all()
-
-
-#: Extra neighbour-list reach (Å): the graph batch is rebuilt only when some atom has
-#: moved more than half of it (measured in benchmarks/explore_bench.py).
-NEIGHBOUR_SKIN = 1.0
-
-
-def _max_move(frames: list, ref: np.ndarray) -> float:
-    return float(np.abs(np.concatenate([f.positions for f in frames]) - ref).max())
-
-
-class _WalkerCalculator(Calculator):
-    """ASE calculator of one walker: asks the batcher instead of computing."""
-
-    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
-
-    def __init__(self, batcher: _LockstepBatcher, wid: int) -> None:
-        super().__init__()
-        self.batcher = batcher
-        self.wid = wid
-        self.last: dict = {}
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
-        out = self.batcher.request(self.wid, self.atoms)
-        self.last = out
-        self.results = {
-            "energy": out["energy"],
-            "free_energy": out["energy"],
-            "forces": out["forces"],
-        }
-        if "stress" in out:
-            self.results["stress"] = out["stress"]
-
-
 def _make_dynamics(atoms: Atoms, spec: WalkerSpec, md: MDSettings) -> Any:
     dt = md.timestep_fs * units.fs
     rng = np.random.default_rng(spec.seed)
@@ -269,10 +162,10 @@ def _fragments(dist: np.ndarray, cutoff: np.ndarray) -> int:
 
 
 def _run_walker(
-    wid: int, spec: WalkerSpec, md: MDSettings, batcher: _LockstepBatcher, out: WalkerResult
+    wid: int, spec: WalkerSpec, md: MDSettings, batcher: LockstepBatcher, out: WalkerResult
 ) -> None:
     atoms = spec.atoms.copy()
-    calc = _WalkerCalculator(batcher, wid)
+    calc = WalkerCalculator(batcher, wid)
     atoms.calc = calc
     try:
         _advance(atoms, calc, spec, md, out)
@@ -283,7 +176,7 @@ def _run_walker(
 
 
 def _advance(
-    atoms: Atoms, calc: _WalkerCalculator, spec: WalkerSpec, md: MDSettings, out: WalkerResult
+    atoms: Atoms, calc: WalkerCalculator, spec: WalkerSpec, md: MDSettings, out: WalkerResult
 ) -> None:
     from ase.constraints import FixCom
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
@@ -346,7 +239,7 @@ def run_walkers(
 ) -> tuple[list[WalkerResult], int]:
     """Advance all walkers together; returns their results and the committee calls made."""
     stress = md.ensemble == "npt"
-    batcher = _LockstepBatcher(committee, len(specs), stress=stress)
+    batcher = LockstepBatcher(committee, len(specs), stress=stress)
     results = [WalkerResult(spec=s) for s in specs]
     threads = [
         threading.Thread(
@@ -419,7 +312,7 @@ def frame_records(
         StructureRecord.from_atoms(
             f.atoms,
             f.system,
-            "md",
+            Origin.MD,
             iteration=iteration,
             charge=charge,
             multiplicity=multiplicity,
