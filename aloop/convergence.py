@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aloop.vocabulary import CampaignStatus
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from aloop.config import StopConfig
+    from aloop.stats import IterationStats
 
 
 @dataclass(frozen=True)
@@ -16,18 +19,11 @@ class StopDecision:
     """Whether the campaign stops after an iteration, with its final status and why."""
 
     stop: bool
-    status: str = "running"  # "converged" or "stopped" when stop is True
+    status: CampaignStatus = CampaignStatus.RUNNING  # converged or stopped when stop is True
     reason: str = ""
 
 
-def _ratios(stats: dict, scope: str) -> list[float]:
-    """The accurate ratios a rule compares: one overall, or one per system."""
-    if scope == "per_system":
-        return [s["accurate_ratio"] for s in stats.get("systems", [])]
-    return [stats.get("accurate_ratio", 0.0)]
-
-
-def decide(history: Sequence[dict], stop: StopConfig) -> StopDecision:
+def decide(history: Sequence[IterationStats], stop: StopConfig) -> StopDecision:
     """Apply the stopping rules to the statistics of exploring iterations 1..n, in order.
 
     Rules, first match wins:
@@ -42,27 +38,30 @@ def decide(history: Sequence[dict], stop: StopConfig) -> StopDecision:
     if n == 0:
         return StopDecision(False)
     thr = stop.accurate_ratio
+    per_system = stop.scope == "per_system"
     recent = history[-stop.patience :]
     if len(recent) == stop.patience and all(
-        r >= thr for stats in recent for r in _ratios(stats, stop.scope) or [0.0]
+        r >= thr for stats in recent for r in stats.accurate_ratios(per_system) or [0.0]
     ):
-        shown = ", ".join(f"{min(_ratios(s, stop.scope) or [0.0]):.3f}" for s in recent)
-        where = "every system's" if stop.scope == "per_system" else "the"
+        shown = ", ".join(f"{min(s.accurate_ratios(per_system) or [0.0]):.3f}" for s in recent)
+        where = "every system's" if per_system else "the"
         return StopDecision(
             True,
-            "converged",
+            CampaignStatus.CONVERGED,
             f"{where} accurate ratio >= {thr:g} for {stop.patience} consecutive "
             f"iterations ({shown})",
         )
     target = stop.force_error_target
-    err = history[-1].get("committee_error") or {}
-    if target is not None and err.get("n", 0) > 0 and err["forces_rmse"] < target:
+    err = history[-1].committee_forces_rmse
+    if target is not None and err is not None and err < target:
         return StopDecision(
             True,
-            "converged",
-            f"committee force RMSE on newly labelled frames {err['forces_rmse']:.4f} eV/Å "
+            CampaignStatus.CONVERGED,
+            f"committee force RMSE on newly labelled frames {err:.4f} eV/Å "
             f"< target {target:g} eV/Å",
         )
     if n >= stop.max_iterations:
-        return StopDecision(True, "stopped", f"iteration cap reached ({stop.max_iterations})")
+        return StopDecision(
+            True, CampaignStatus.STOPPED, f"iteration cap reached ({stop.max_iterations})"
+        )
     return StopDecision(False)

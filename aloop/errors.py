@@ -10,7 +10,8 @@ from __future__ import annotations
 
 
 class AloopError(Exception):
-    """Base of aloop's own errors."""
+    """Base of aloop's own errors. Raised as such: the command ran and failed (exit 1)
+    for a reason the message states, such as a campaign with too few labels to train."""
 
 
 class UserError(AloopError, ValueError):

@@ -6,17 +6,22 @@ The live terminal display is :class:`aloop.cli.reporter.RichReporter`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from aloop.vocabulary import Stage
 
 
 class Reporter(Protocol):
     """What the campaign loop tells whoever watches it."""
 
-    def stage_started(self, iteration: int, stage: str) -> None: ...
+    def stage_started(self, iteration: int, stage: Stage) -> None: ...
 
-    def stage_finished(self, iteration: int, stage: str, seconds: float, summary: str) -> None: ...
+    def stage_finished(
+        self, iteration: int, stage: Stage, seconds: float, summary: str
+    ) -> None: ...
 
-    def stage_skipped(self, iteration: int, stage: str) -> None: ...
+    def stage_skipped(self, iteration: int, stage: Stage) -> None: ...
 
     def labels(self, done: int, total: int, failed: int) -> None: ...
 
@@ -30,13 +35,13 @@ class LogReporter:
         self.log = logger or logging.getLogger("aloop")
         self._last_labels = -1
 
-    def stage_started(self, iteration: int, stage: str) -> None:
+    def stage_started(self, iteration: int, stage: Stage) -> None:
         self.log.info("iteration %d: %s started", iteration, stage)
 
-    def stage_finished(self, iteration: int, stage: str, seconds: float, summary: str) -> None:
+    def stage_finished(self, iteration: int, stage: Stage, seconds: float, summary: str) -> None:
         self.log.info("iteration %d: %s done in %.1f s: %s", iteration, stage, seconds, summary)
 
-    def stage_skipped(self, iteration: int, stage: str) -> None:
+    def stage_skipped(self, iteration: int, stage: Stage) -> None:
         self.log.info("iteration %d: %s already done (resumed)", iteration, stage)
 
     def labels(self, done: int, total: int, failed: int) -> None:

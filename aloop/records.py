@@ -5,11 +5,14 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from aloop.stats import IterationStats
 from aloop.structures import content_hash
+from aloop.vocabulary import CampaignStatus, LabelStatus, Origin, Stage, StageStatus, Verdict
 
 #: MACE's namespaced reference keys: an extxyz written with them feeds mace_run_train
 #: (--energy_key REF_energy --forces_key REF_forces --stress_key REF_stress) unchanged.
@@ -27,18 +30,18 @@ class StructureRecord:
     cell: np.ndarray
     pbc: Sequence[bool]
     system: str
-    origin: str
+    origin: Origin
     charge: int = 0
     multiplicity: int = 1
     iteration: int = 0
     lineage: dict = field(default_factory=dict)
     uncertainty: dict | None = None
-    verdict: str | None = None
+    verdict: Verdict | None = None
     verdict_reason: str | None = None
     tags: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_atoms(cls, atoms: Any, system: str, origin: str, **kw: Any) -> StructureRecord:
+    def from_atoms(cls, atoms: Any, system: str, origin: Origin, **kw: Any) -> StructureRecord:
         """A record from an ASE Atoms object."""
         return cls(
             numbers=atoms.numbers,
@@ -64,7 +67,7 @@ class LabelRecord:
 
     structure_id: str
     settings_hash: str
-    status: str
+    status: LabelStatus
     settings: dict = field(default_factory=dict)
     energy: float | None = None
     forces: np.ndarray | None = None
@@ -87,7 +90,7 @@ class LabelRecord:
         ValueError
             The label is not ``ok`` (a failed label has no numbers to attach).
         """
-        if self.status != "ok":
+        if self.status != LabelStatus.OK:
             raise ValueError(f"label of {self.structure_id} is {self.status}: {self.error}")
         out = atoms.copy()
         out.calc = None
@@ -96,3 +99,87 @@ class LabelRecord:
         if self.stress is not None:
             out.info[REF_STRESS] = np.asarray(self.stress, dtype=np.float64).copy()
         return out
+
+
+@dataclass(frozen=True)
+class StageState:
+    """Where one stage of an iteration stands, as stored."""
+
+    status: StageStatus
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: str | None = None
+    attempts: int = 0
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall time from start to end, once both are known."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One iteration as the data layer returns it: stage states and typed statistics.
+
+    ``stages`` holds what is stored; an iteration 0 stored before the seed had a stage of
+    its own has train/explore/select entries, and its seed's state is the explore one.
+    """
+
+    id: Any
+    index: int
+    stages: dict[Stage, StageState]
+    stats: IterationStats
+    explore_committee: list[Any] = field(default_factory=list)
+    trained_committee: list[Any] = field(default_factory=list)
+    updated_at: datetime | None = None
+
+    def stage_status(self, stage: Stage) -> StageStatus | None:
+        """The stage's status, or None when this iteration has no such stage."""
+        state = self.stages.get(stage)
+        return state.status if state is not None else None
+
+    @property
+    def labelled_done(self) -> bool:
+        """Whether the iteration's labelling finished (its statistics are complete)."""
+        return self.stage_status(Stage.LABEL) is StageStatus.DONE
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    """A campaign as the data layer returns it."""
+
+    id: Any
+    name: str
+    status: CampaignStatus
+    status_reason: str = ""
+    current_iteration: int = 0
+    config: dict = field(default_factory=dict)
+    config_hash: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A stored committee member: enough to load it and to report its validation."""
+
+    id: Any
+    member: int
+    seed: int
+    sha256: str
+    valid: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CampaignOutcome:
+    """How a run of a campaign ended: what ``aloop run`` reports."""
+
+    campaign: str
+    status: CampaignStatus
+    reason: str
+    iterations: int
+    labels_ok: int
+    labels_failed: int
+    database: str = ""

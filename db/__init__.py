@@ -1,1 +1,2 @@
-"""Data layer: mongoengine documents, connection and repository functions."""
+"""Data layer: mongoengine documents, the connection, and one module per aggregate
+(campaigns, iterations, structures, labels, models, datasets) that reads and writes them."""

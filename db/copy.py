@@ -12,6 +12,7 @@ from typing import Any
 from mongoengine.connection import get_db
 from pymongo.errors import BulkWriteError
 
+from aloop.errors import UserError
 from db.blobs import CHUNKS, FILES, get_blob
 from db.scan import scan
 
@@ -22,7 +23,7 @@ ARRAY_FIELDS = ("numbers", "positions", "cell", "forces", "stress")
 BATCH = 500
 
 
-class CopyRefused(ValueError):
+class CopyRefused(UserError):
     """The copy would overwrite or mix up data in the target."""
 
 

@@ -22,14 +22,13 @@ from mongoengine import (
     StringField,
 )
 
+from aloop.vocabulary import CampaignStatus, LabelStatus, Origin, StageStatus, Verdict
 from db.arrays import ArrayField
 
-CAMPAIGN_STATUSES = ("running", "converged", "stopped", "failed")
-STAGES = ("train", "explore", "select", "label")
-STAGE_STATUSES = ("pending", "running", "done", "failed")
-ORIGINS = ("initial", "rattled", "md", "imported")
-VERDICTS = ("accurate", "candidate", "failed", "selected", "duplicate", "rejected")
-LABEL_STATUSES = ("ok", "failed", "rejected")
+
+def _choices(values: type) -> tuple[str, ...]:
+    """An enum's stored strings, as mongoengine's choices."""
+    return tuple(v.value for v in values)
 
 
 def utcnow() -> datetime:
@@ -57,7 +56,9 @@ class Campaign(_Timestamped):
     config = DictField(required=True)
     config_hash = StringField(required=True)
     config_changes = ListField(DictField())
-    status = StringField(choices=CAMPAIGN_STATUSES, default="running", required=True)
+    status = StringField(
+        choices=_choices(CampaignStatus), default=CampaignStatus.RUNNING.value, required=True
+    )
     status_reason = StringField(default="")
     current_iteration = IntField(default=0, min_value=0)
     code_versions = DictField()
@@ -68,7 +69,9 @@ class Campaign(_Timestamped):
 class StageState(EmbeddedDocument):
     """One stage of an iteration: where it stands, when it ran, why it failed."""
 
-    status = StringField(choices=STAGE_STATUSES, default="pending", required=True)
+    status = StringField(
+        choices=_choices(StageStatus), default=StageStatus.PENDING.value, required=True
+    )
     started_at = DateTimeField()
     ended_at = DateTimeField()
     error = StringField()
@@ -130,11 +133,11 @@ class Structure(_Timestamped):
     charge = IntField(default=0)
     multiplicity = IntField(default=1, min_value=1)
     system = StringField(required=True)
-    origin = StringField(choices=ORIGINS, required=True)
+    origin = StringField(choices=_choices(Origin), required=True)
     iteration = IntField(default=0, min_value=0)
     lineage = EmbeddedDocumentField(Lineage, default=Lineage)
     uncertainty = EmbeddedDocumentField(Uncertainty)
-    verdict = StringField(choices=VERDICTS)
+    verdict = StringField(choices=_choices(Verdict))
     verdict_reason = StringField()
     tags = ListField(StringField())
 
@@ -171,7 +174,7 @@ class Label(_Timestamped):
     campaign = ReferenceField(Campaign, required=True, dbref=False)
     settings_hash = StringField(required=True)
     settings = DictField()
-    status = StringField(choices=LABEL_STATUSES, required=True)
+    status = StringField(choices=_choices(LabelStatus), required=True)
     energy = FloatField()
     forces = ArrayField(dtype="float64", ndim=2)
     stress = ArrayField(dtype="float64", ndim=1)

@@ -1,5 +1,5 @@
 """The database side of dataset export and import: which labels a query selects, their
-records in batches, and the Dataset document that records an export."""
+records in batches (db.datasets records the export itself)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from mongoengine.connection import get_db
 
-from aloop.dataset.export import ExportError, ExportResult, Summary
-from aloop.versions import code_versions
+from aloop.dataset.export import ExportError, Summary
+from aloop.vocabulary import LabelStatus
 from db.arrays import decode_array
-from db.documents import Campaign, Dataset
+from db.documents import Campaign
 from db.scan import scan
 
 
@@ -96,7 +96,7 @@ class DatabaseSource:
         return q
 
     def _label_filter(self) -> dict:
-        q: dict[str, Any] = {"campaign": self._campaign_match(), "status": "ok"}
+        q: dict[str, Any] = {"campaign": self._campaign_match(), "status": LabelStatus.OK.value}
         if self.query.settings_hashes:
             q["settings_hash"] = {"$in": self.query.settings_hashes}
         if self.query.methods:
@@ -114,6 +114,13 @@ class DatabaseSource:
 
     def summaries(self) -> Iterator[Summary]:
         """One summary per successfully labelled structure the query selects."""
+        scalars = self._copy_labels()
+        yield from self._copy_structures(scalars)
+        self._join.commit()
+
+    def _copy_labels(self) -> dict[str, tuple[str, float, float]]:
+        """First pass: the selected labels into the join file; per structure its
+        ``(settings hash, energy per atom, max force)``, NaN force where two hashes."""
         db = get_db()
         scalars: dict[str, tuple[str, float, float]] = {}
         rows: list[tuple] = []
@@ -143,6 +150,12 @@ class DatabaseSource:
                 self._copy("lab", rows)
         if rows:
             self._copy("lab", rows)
+        return scalars
+
+    def _copy_structures(self, scalars: dict[str, tuple[str, float, float]]) -> Iterator[Summary]:
+        """Second pass: the labelled structures into the join file, with their summaries."""
+        db = get_db()
+        rows: list[tuple] = []
         for d in scan("structures", self._structure_filter(), fast=self.fast):
             sid = d["_id"]
             if sid not in scalars:
@@ -183,7 +196,6 @@ class DatabaseSource:
             )
         if rows:
             self._copy("st", rows)
-        self._join.commit()
 
     def records(self, ids: Sequence[str]) -> Iterator[dict]:
         """Full records for ``ids`` (in that order): geometry, label and provenance."""
@@ -224,36 +236,3 @@ class DatabaseSource:
     def label_settings(self) -> dict[str, dict]:
         """The settings of each label settings hash seen in the first pass."""
         return dict(self._settings)
-
-
-def record_dataset(source: DatabaseSource, result: ExportResult, name: str) -> Any:
-    """Store the export as a Dataset document (query, ids, split, files, manifest)."""
-    first = next(iter(source.campaigns))
-    ids = sorted(i for split in result.splits.values() for i in split)
-    doc = Dataset(
-        campaign=first,
-        name=name,
-        query=result.manifest["query"],
-        structure_ids=ids,
-        split=dict(result.splits),
-        format="+".join(f["name"].rsplit(".", 1)[-1] for f in result.files),
-        files=result.files,
-        manifest=_storable(result.manifest),
-        code_versions=code_versions(),
-    )
-    doc.save(force_insert=True)
-    return doc.id
-
-
-def _storable(manifest: dict) -> dict:
-    """The manifest for a document: removal lists become counts (the file has them) and
-    system names, which may contain dots, leave the field names."""
-    out = {k: v for k, v in manifest.items() if k not in ("removed", "counts_per_system")}
-    out["removed_counts"] = {k: len(v) for k, v in manifest["removed"].items()}
-    out["counts_per_system"] = [
-        {"split": split, "system": system, "n": n}
-        for split, by_system in manifest["counts_per_system"].items()
-        for system, n in by_system.items()
-    ]
-    out["outliers_flagged_not_removed"] = len(manifest["outliers_flagged_not_removed"])
-    return out

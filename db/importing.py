@@ -10,12 +10,15 @@ from pathlib import Path
 
 from aloop.dataset.export import sha256_file
 from aloop.dataset.importing import ImportedFrame
-from aloop.records import LabelRecord, StructureRecord
-from db import repository as repo
-from db.documents import Campaign, Iteration
+from aloop.errors import UserError
+from aloop.records import CampaignRecord, LabelRecord, StructureRecord
+from aloop.vocabulary import LabelStatus, Origin, Stage, StageStatus, Verdict
+from db.iterations import find_iteration
+from db.labels import record_label
+from db.structures import insert_structures
 
 
-class ImportRefused(ValueError):
+class ImportRefused(UserError):
     """The import would leave structures that the campaign will never label."""
 
 
@@ -30,7 +33,7 @@ class ImportResult:
 
 
 def import_frames(
-    campaign: Campaign,
+    campaign: CampaignRecord,
     frames: Iterable[ImportedFrame],
     *,
     system: str,
@@ -45,8 +48,8 @@ def import_frames(
     Unlabelled frames become iteration-0 structures selected for labelling, so they are
     refused once iteration 0's labelling is done (they would never be labelled).
     """
-    it0 = Iteration.objects(campaign=campaign.id, index=0).only("stages").first()
-    labelling_done = it0 is not None and it0.stages["label"].status == "done"
+    seed = find_iteration(campaign.id, 0)
+    labelling_done = seed is not None and seed.stage_status(Stage.LABEL) is StageStatus.DONE
     digest = sha256_file(source)
     result = ImportResult()
     pending: list[tuple[StructureRecord, ImportedFrame]] = []
@@ -61,27 +64,27 @@ def import_frames(
         rec = StructureRecord.from_atoms(
             frame.atoms,
             system,
-            "imported",
+            Origin.IMPORTED,
             charge=charge,
             multiplicity=multiplicity,
             iteration=0,
             lineage={"source_file": str(source), "source_index": frame.index},
-            verdict="selected",
+            verdict=Verdict.SELECTED,
             verdict_reason="imported with its label" if frame.labelled else "imported: to label",
         )
         pending.append((rec, frame))
-    inserted = repo.insert_structures(campaign, [rec for rec, _ in pending])
+    inserted = insert_structures(campaign.id, [rec for rec, _ in pending])
     result.new_structures = inserted.inserted
     for sid, (_, frame) in zip(inserted.ids, pending, strict=True):
         if not frame.labelled:
             result.to_label += 1
             continue
-        _, created = repo.record_label(
-            campaign,
+        _, created = record_label(
+            campaign.id,
             LabelRecord(
                 structure_id=sid,
                 settings_hash=settings_hash,
-                status="ok",
+                status=LabelStatus.OK,
                 settings={**settings, "imported_from": str(source), "source_sha256": digest},
                 energy=frame.energy,
                 forces=frame.forces,

@@ -18,28 +18,6 @@ def structure_lineage(structure_id: str) -> dict[str, Any] | None:
     campaign = Campaign.objects(id=s.campaign.id).only("name").first()
     lineage = s.lineage.to_mongo().to_dict() if s.lineage else {}
     lineage["committee"] = [str(c) for c in lineage.get("committee", [])]
-    labels = []
-    for lab in Label.objects(structure=s.id).order_by("created_at"):
-        labels.append(
-            {
-                "settings_hash": lab.settings_hash,
-                "settings": dict(lab.settings or {}),
-                "status": lab.status,
-                "energy": lab.energy,
-                "max_force": (
-                    float((lab.forces**2).sum(axis=1).max() ** 0.5)
-                    if lab.forces is not None
-                    else None
-                ),
-                "error": lab.error,
-                "scf_attempts": [a.to_mongo().to_dict() for a in lab.scf_attempts],
-                "wall_time": lab.wall_time,
-                "host": lab.host,
-                "threads": lab.threads,
-                "iteration": lab.iteration,
-                "created_at": lab.created_at,
-            }
-        )
     models = [
         {"id": str(m.id), "iteration": m.iteration, "member": m.member}
         for m in Model.objects(training_set=s.id)
@@ -66,11 +44,38 @@ def structure_lineage(structure_id: str) -> dict[str, Any] | None:
         "uncertainty": s.uncertainty.to_mongo().to_dict() if s.uncertainty else {},
         "verdict": s.verdict,
         "verdict_reason": s.verdict_reason,
-        "labels": labels,
+        "labels": _labels(s.id),
         "trained_models": models,
         "datasets": datasets,
         "created_at": s.created_at,
     }
+
+
+def _labels(structure_id: str) -> list[dict[str, Any]]:
+    """The structure's labels, oldest first, as plain data."""
+    labels = []
+    for lab in Label.objects(structure=structure_id).order_by("created_at"):
+        labels.append(
+            {
+                "settings_hash": lab.settings_hash,
+                "settings": dict(lab.settings or {}),
+                "status": lab.status,
+                "energy": lab.energy,
+                "max_force": (
+                    float((lab.forces**2).sum(axis=1).max() ** 0.5)
+                    if lab.forces is not None
+                    else None
+                ),
+                "error": lab.error,
+                "scf_attempts": [a.to_mongo().to_dict() for a in lab.scf_attempts],
+                "wall_time": lab.wall_time,
+                "host": lab.host,
+                "threads": lab.threads,
+                "iteration": lab.iteration,
+                "created_at": lab.created_at,
+            }
+        )
+    return labels
 
 
 def _formula(numbers: Any) -> str:

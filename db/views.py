@@ -10,85 +10,70 @@ from __future__ import annotations
 
 from typing import Any
 
-from db.documents import Campaign, Iteration, Label, Structure
+from aloop.records import CampaignRecord, IterationRecord, StageState
+from aloop.vocabulary import LabelStatus, Stage
+from db.campaigns import all_campaigns, get_campaign
+from db.documents import Label, Structure
+from db.iterations import campaign_iterations
 from db.lineage import structure_lineage
 from db.scan import get_many
 
-STAGES = ("train", "explore", "select", "label")
 #: Rows in the bounded lists of the campaign page.
 LIST_LIMIT = 50
+#: Per-system exploration fields the dashboard does not draw.
+_SYSTEM_HIDDEN = {"walkers", "md_steps", "committee_calls"}
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _stage(state: Any) -> dict:
-    seconds = None
-    if state.started_at and state.ended_at:
-        seconds = round((state.ended_at - state.started_at).total_seconds(), 3)
+def _stage(state: StageState) -> dict:
+    seconds = state.seconds
     return {
-        "status": state.status,
+        "status": state.status.value,
         "started_at": _iso(state.started_at),
         "ended_at": _iso(state.ended_at),
-        "seconds": seconds,
+        "seconds": None if seconds is None else round(seconds, 3),
         "error": state.error,
     }
 
 
-def _iteration_row(it: Any) -> dict:
-    s = it.stats or {}
-    err = s.get("committee_error") or {}
+def _iteration_row(it: IterationRecord) -> dict:
+    s = it.stats
+    explore, labelling, err = s.explore, s.labelling, s.committee_error
     return {
         "index": it.index,
-        "stages": {k: _stage(it.stages[k]) for k in STAGES if k in it.stages},
-        "sampled": s.get("sampled", s.get("seeded")),
-        "accurate": s.get("accurate"),
-        "candidate": s.get("candidate"),
-        "failed": s.get("failed"),
-        "accurate_ratio": s.get("accurate_ratio"),
-        "systems": [
-            {
-                k: sys.get(k)
-                for k in (
-                    "name",
-                    "sampled",
-                    "accurate",
-                    "candidate",
-                    "failed",
-                    "accurate_ratio",
-                    "candidate_ratio",
-                    "failed_ratio",
-                    "trust_lo",
-                    "trust_hi",
-                    "histogram",
-                    "walker_stops",
-                )
-            }
-            for sys in s.get("systems", [])
-        ],
-        "selected": s.get("selected"),
-        "labelled": s.get("labelled"),
-        "label_failures": s.get("label_failures"),
-        "label_failure_reasons": s.get("label_failure_reasons") or {},
-        "dft_wall_s": s.get("dft_wall_s"),
-        "committee_forces_rmse": err.get("forces_rmse") if err.get("n") else None,
-        "committee_energy_rmse_per_atom": err.get("energy_rmse_per_atom") if err.get("n") else None,
-        "timings": s.get("timings") or {},
-        "wall_s": s.get("iteration_wall_s"),
+        "stages": {k.value: _stage(v) for k, v in it.stages.items()},
+        "sampled": explore.sampled if explore else (s.seed.seeded if s.seed else None),
+        "accurate": explore.accurate if explore else None,
+        "candidate": explore.candidate if explore else None,
+        "failed": explore.failed if explore else None,
+        "accurate_ratio": explore.accurate_ratio if explore else None,
+        "systems": [sys.model_dump(exclude=_SYSTEM_HIDDEN) for sys in explore.systems]
+        if explore
+        else [],
+        "selected": s.selected,
+        "labelled": s.labelled,
+        "label_failures": s.label_failures,
+        "label_failure_reasons": labelling.label_failure_reasons if labelling else {},
+        "dft_wall_s": labelling.dft_wall_s if labelling else None,
+        "committee_forces_rmse": s.committee_forces_rmse,
+        "committee_energy_rmse_per_atom": err.energy_rmse_per_atom if err and err.n else None,
+        "timings": {k.value: v.model_dump() for k, v in s.timings.items()},
+        "wall_s": s.wall_s,
     }
 
 
-def _campaign_head(c: Any, iterations: list[dict]) -> dict:
-    size = sum(r["labelled"] or 0 for r in iterations)
-    stop = (c.config or {}).get("stop", {})
+def _campaign_head(c: CampaignRecord, iterations: list[dict]) -> dict:
+    stop = c.config.get("stop", {})
     return {
         "name": c.name,
-        "status": c.status,
+        "status": c.status.value,
         "status_reason": c.status_reason,
         "current_iteration": c.current_iteration,
         "iterations": len(iterations),
-        "dataset_size": size,
+        "dataset_size": sum(r["labelled"] or 0 for r in iterations),
         "label_failures": sum(r["label_failures"] or 0 for r in iterations),
         "created_at": _iso(c.created_at),
         "last_activity": _iso(c.updated_at),
@@ -102,16 +87,8 @@ def _campaign_head(c: Any, iterations: list[dict]) -> dict:
 def campaigns_overview() -> list[dict]:
     """Every campaign with its status, iterations, dataset size and last activity."""
     out = []
-    for c in Campaign.objects.order_by("-updated_at").only(
-        "name",
-        "status",
-        "status_reason",
-        "current_iteration",
-        "created_at",
-        "updated_at",
-        "config.stop",
-    ):
-        its = list(Iteration.objects(campaign=c.id).only("index", "stages", "stats", "updated_at"))
+    for c in all_campaigns():
+        its = campaign_iterations(c.id)
         head = _campaign_head(c, [_iteration_row(it) for it in its])
         # Stages write iterations, not the campaign: its last activity is the later one.
         times = [c.updated_at, *(it.updated_at for it in its)]
@@ -122,40 +99,56 @@ def campaigns_overview() -> list[dict]:
 
 def campaign_view(name: str) -> dict | None:
     """The campaign page: head, per-iteration rows, failures, newest selected structures."""
-    c = Campaign.objects(name=name).first()
+    c = get_campaign(name)
     if c is None:
         return None
-    rows = [_iteration_row(it) for it in Iteration.objects(campaign=c.id).order_by("index")]
+    rows = [_iteration_row(it) for it in campaign_iterations(c.id)]
     total = 0
     for r in rows:
         total += r["labelled"] or 0
         r["dataset_size"] = total
-    failures = [
+    return {
+        "campaign": _campaign_head(c, rows),
+        "stages": [s.value for s in Stage],
+        "iterations": rows,
+        "label_failures": _recent_failures(c.id),
+        "selected": _latest_labelled(c.id, rows[-1]["index"] if rows else 0),
+    }
+
+
+def _recent_failures(campaign_id: Any) -> list[dict]:
+    bad = [LabelStatus.FAILED.value, LabelStatus.REJECTED.value]
+    found = (
+        Label._get_collection()
+        .find(
+            {"campaign": campaign_id, "status": {"$in": bad}},
+            {"structure": 1, "iteration": 1, "status": 1, "error": 1},
+        )
+        .sort("created_at", -1)
+        .limit(LIST_LIMIT)
+    )
+    return [
         {
             "structure_id": lab["structure"],
             "iteration": lab.get("iteration"),
             "status": lab["status"],
             "reason": (lab.get("error") or "")[:300],
         }
-        for lab in Label._get_collection()
-        .find(
-            {"campaign": c.id, "status": {"$in": ["failed", "rejected"]}},
-            {"structure": 1, "iteration": 1, "status": 1, "error": 1},
-        )
-        .sort("created_at", -1)
-        .limit(LIST_LIMIT)
+        for lab in found
     ]
-    # The latest iteration's labelled structures, found through the labels (a campaign
-    # labels far fewer structures than it samples) and fetched by key.
-    last = rows[-1]["index"] if rows else 0
+
+
+def _latest_labelled(campaign_id: Any, last: int) -> list[dict]:
+    # Found through the labels (a campaign labels far fewer structures than it samples)
+    # and fetched by key.
     labelled = [
         lab["structure"]
         for lab in Label._get_collection()
-        .find({"campaign": c.id, "iteration": last}, {"structure": 1})
+        .find({"campaign": campaign_id, "iteration": last}, {"structure": 1})
         .limit(LIST_LIMIT)
     ]
     docs = get_many("structures", labelled)
-    selected = [
+    return [
         {
             "structure_id": sid,
             "system": docs[sid]["system"],
@@ -165,12 +158,6 @@ def campaign_view(name: str) -> dict | None:
         for sid in labelled
         if sid in docs
     ]
-    return {
-        "campaign": _campaign_head(c, rows),
-        "iterations": rows,
-        "label_failures": failures,
-        "selected": selected,
-    }
 
 
 def structure_view(structure_id: str) -> dict | None:

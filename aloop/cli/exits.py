@@ -22,15 +22,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-# Errors that predate aloop.errors, by class name: matching names needs no import of their
-# (heavy) modules, and the isinstance checks before it take over once they subclass
-# UserError or InfrastructureError.
-_USER_ERRORS = frozenset(
-    {"ConfigError", "ConfigChangeRefused", "ExportError", "ImportRefused", "CopyRefused"}
-)
-_INFRASTRUCTURE_ERRORS = frozenset({"CampaignError", "DatabaseUnavailable"})
-_OUR_PACKAGES = frozenset({"aloop", "db", "dft", "flows", "dashboard"})
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -48,12 +39,6 @@ def exit_code(exc: BaseException) -> int | None:
         return EXIT_USAGE
     if isinstance(exc, AloopError):  # InfrastructureError, or aloop's own "ran and failed"
         return EXIT_FAILED
-    for cls in type(exc).__mro__:
-        if cls.__module__.partition(".")[0] in _OUR_PACKAGES:
-            if cls.__name__ in _USER_ERRORS:
-                return EXIT_USAGE
-            if cls.__name__ in _INFRASTRUCTURE_ERRORS:
-                return EXIT_FAILED
     return None
 
 

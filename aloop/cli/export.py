@@ -74,11 +74,11 @@ def export(
     """
     from aloop.dataset.export import FORMATS, ExportOptions
     from aloop.dataset.split import parse_fractions
-    from db.documents import ORIGINS
+    from aloop.vocabulary import Origin
     from db.export import ExportQuery
 
     formats = tuple(fmt) or FORMATS
-    bad = [f for f in formats if f not in FORMATS] + [o for o in origin if o not in ORIGINS]
+    bad = [f for f in formats if f not in FORMATS] + [o for o in origin if o not in set(Origin)]
     if bad:
         raise UserError(f"unknown format or origin: {', '.join(bad)}")
     try:
@@ -115,7 +115,8 @@ def _write(query: ExportQuery, options: ExportOptions, out_dir: Path) -> tuple[E
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from aloop.dataset.export import export_dataset
-    from db.export import DatabaseSource, record_dataset
+    from db.datasets import record_dataset
+    from db.export import DatabaseSource
 
     source = DatabaseSource(query)
     try:

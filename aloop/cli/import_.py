@@ -46,7 +46,7 @@ def import_(
     from aloop.config import load_config
     from aloop.dataset.importing import UNITS, read_frames
     from aloop.structures import load_system_structures
-    from db import repository
+    from db.campaigns import get_or_create_campaign
     from db.importing import import_frames
     from dft.settings import LabelSettings
 
@@ -61,7 +61,7 @@ def import_(
     settings = LabelSettings.from_config(cfg.dft, periodic=periodic)
     failed = functools.partial(_import_failed, source)
     with connected(uri_in_force(db_uri, cfg.database.uri)), unexpected_as(failed):
-        camp, _ = repository.get_or_create_campaign(
+        camp, _ = get_or_create_campaign(
             cfg.campaign, cfg.model_dump(mode="json"), cfg.result_hash(), allow_config_change
         )
         frames = read_frames(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aloop.vocabulary import Stage
+
 
 class RichReporter:
     """Live terminal display: one line per stage, a progress bar while labelling."""
@@ -24,19 +26,19 @@ class RichReporter:
             self._status.stop()
             self._status = None
 
-    def stage_started(self, iteration: int, stage: str) -> None:
+    def stage_started(self, iteration: int, stage: Stage) -> None:
         self._stop_live()
-        if stage != "label":
+        if stage != Stage.LABEL:
             self._status = self.console.status(f"iteration {iteration}: {stage} ...")
             self._status.start()
 
-    def stage_finished(self, iteration: int, stage: str, seconds: float, summary: str) -> None:
+    def stage_finished(self, iteration: int, stage: Stage, seconds: float, summary: str) -> None:
         self._stop_live()
         self.console.print(
             f"[green]✓[/] iteration {iteration} [bold]{stage:<7}[/] {seconds:7.1f} s  {summary}"
         )
 
-    def stage_skipped(self, iteration: int, stage: str) -> None:
+    def stage_skipped(self, iteration: int, stage: Stage) -> None:
         self.console.print(f"[dim]· iteration {iteration} {stage:<7} already done (resumed)[/]")
 
     def labels(self, done: int, total: int, failed: int) -> None:

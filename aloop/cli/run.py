@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aloop.cli.exits import described, unexpected_as
 from aloop.cli.options import db_option
 from aloop.errors import InfrastructureError
+from aloop.vocabulary import CampaignStatus
+
+if TYPE_CHECKING:
+    from aloop.records import CampaignOutcome
 
 #: What Ctrl-C prints: nothing finished is lost.
 INTERRUPTED = "interrupted; run the same command again to resume"
@@ -83,23 +87,24 @@ def run(
     _print_outcome(result)
 
 
-def _print_outcome(result: dict) -> None:
+def _print_outcome(result: CampaignOutcome) -> None:
     """Where the campaign ended, where its data is, and what to do next."""
     from aloop.cli import app
 
-    colour = typer.colors.GREEN if result["status"] == "converged" else typer.colors.YELLOW
-    typer.secho(f"campaign {result['campaign']}: {result['status']}", fg=colour, bold=True)
-    if result["reason"]:
-        typer.echo(f"  reason: {result['reason']}")
+    converged = result.status is CampaignStatus.CONVERGED
+    colour = typer.colors.GREEN if converged else typer.colors.YELLOW
+    typer.secho(f"campaign {result.campaign}: {result.status}", fg=colour, bold=True)
+    if result.reason:
+        typer.echo(f"  reason: {result.reason}")
     typer.echo(
-        f"  iterations: {result['iterations']}, labels: {result['labels_ok']} ok, "
-        f"{result['labels_failed']} failed"
+        f"  iterations: {result.iterations}, labels: {result.labels_ok} ok, "
+        f"{result.labels_failed} failed"
     )
-    typer.echo(f"  data: {result['database']}")
+    typer.echo(f"  data: {result.database}")
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
     typer.echo("next:")
-    typer.echo(f"  aloop status {result['campaign']}      # per-iteration table")
+    typer.echo(f"  aloop status {result.campaign}      # per-iteration table")
     if "dashboard" in names:
         typer.echo("  aloop dashboard                  # live plots at http://127.0.0.1:8050")
     if "export" in names:
-        typer.echo(f"  aloop export {result['campaign']} --out DIR   # MACE-ready dataset")
+        typer.echo(f"  aloop export {result.campaign} --out DIR   # MACE-ready dataset")

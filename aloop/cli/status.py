@@ -20,14 +20,14 @@ def status(
     from rich.console import Console
 
     from aloop.cli.summary import campaigns_table, iterations_table
-    from db import repository
+    from db import campaigns, iterations
 
     console = Console()
     with connected(uri_in_force(db_uri)) as target:
         if campaign is None:
-            console.print(campaigns_table(repository.list_campaigns(), target.display))
+            console.print(campaigns_table(campaigns.list_campaigns(), target.display))
         else:
-            found = repository.campaign_iterations(campaign)
+            found = campaigns.get_campaign(campaign)
             if found is None:
                 raise UserError(f"no campaign named {campaign!r} in {target.display}")
-            console.print(iterations_table(*found))
+            console.print(iterations_table(found, iterations.campaign_iterations(found.id)))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aloop.settings import mask_uri
+from aloop.vocabulary import Stage, StageStatus
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from aloop.config import CampaignConfig
+    from aloop.records import CampaignRecord, IterationRecord
 
 
 def config_summary(cfg: CampaignConfig) -> str:
@@ -57,7 +59,7 @@ def _when(value: Any) -> str:
 
 
 def campaigns_table(rows: list[dict], where: str) -> Table:
-    """Campaigns as a table (rows from ``db.repository.list_campaigns``)."""
+    """Campaigns as a table (rows from ``db.campaigns.list_campaigns``)."""
     from rich.table import Table
 
     table = Table(title=f"Campaigns in {where}")
@@ -78,40 +80,58 @@ def campaigns_table(rows: list[dict], where: str) -> Table:
     return table
 
 
-_STAGE_MARK = {"done": "✓", "running": "▶", "failed": "✗", "pending": "·"}
+_STAGE_MARK = {
+    StageStatus.DONE: "✓",
+    StageStatus.RUNNING: "▶",
+    StageStatus.FAILED: "✗",
+    StageStatus.PENDING: "·",
+}
+#: The table's stage columns. Iteration 0 seeds in the explore column (where campaigns
+#: stored before the seed had a stage of its own recorded it) and has no train or select.
+_STAGE_COLUMNS = (
+    (Stage.TRAIN,),
+    (Stage.SEED, Stage.EXPLORE),
+    (Stage.SELECT,),
+    (Stage.LABEL,),
+)
 
 
-def iterations_table(campaign: dict, iterations: list[dict]) -> Table:
-    """One campaign's iterations (from ``db.repository.campaign_iterations``)."""
+def _stage_mark(it: IterationRecord, column: tuple[Stage, ...]) -> str:
+    status = next((it.stage_status(s) for s in column if it.stage_status(s)), None)
+    return "-" if status is None else _STAGE_MARK[status]
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def iterations_table(campaign: CampaignRecord, iterations: list[IterationRecord]) -> Table:
+    """One campaign's iterations (from ``db.iterations.campaign_iterations``)."""
     from rich.table import Table
 
-    title = f"Campaign {campaign['name']}: {campaign['status']}"
-    if campaign["status_reason"]:
-        title += f" ({campaign['status_reason']})"
+    title = f"Campaign {campaign.name}: {campaign.status}"
+    if campaign.status_reason:
+        title += f" ({campaign.status_reason})"
     table = Table(title=title)
     table.caption = (
-        "T/E/S/L: train, explore, select, label (✓ done, ▶ running, ✗ failed); "
-        "F err: committee force RMSE on the new labels, eV/Å"
+        "T/E/S/L: train, explore (seed at iteration 0), select, label (✓ done, ▶ running, "
+        "✗ failed, - none); F err: committee force RMSE on the new labels, eV/Å"
     )
     for col in ("it", "T", "E", "S", "L", "frames", "acc", "cand", "fail"):
         table.add_column(col, justify="right")
     for col in ("sel", "lab ok", "lab fail", "F err"):
         table.add_column(col, justify="right")
     for it in iterations:
-        stats = it["stats"]
-        sampled = stats.get("sampled")
-        ratio = f"{stats['accurate_ratio']:.0%}" if "accurate_ratio" in stats else "-"
-        err = (stats.get("committee_error") or {}).get("forces_rmse")
+        stats, explore = it.stats, it.stats.explore
+        err = stats.committee_forces_rmse
         table.add_row(
-            str(it["index"]),
-            *(
-                _STAGE_MARK.get(it["stages"].get(s), "·")
-                for s in ("train", "explore", "select", "label")
-            ),
-            "-" if sampled is None else str(sampled),
-            ratio,
-            *(str(stats.get(k, "-")) for k in ("candidate", "failed", "selected", "labelled")),
-            str(stats.get("label_failures", "-")),
+            str(it.index),
+            *(_stage_mark(it, column) for column in _STAGE_COLUMNS),
+            _count(explore.sampled if explore else None),
+            f"{explore.accurate_ratio:.0%}" if explore else "-",
+            _count(explore.candidate if explore else None),
+            _count(explore.failed if explore else None),
+            *(_count(v) for v in (stats.selected, stats.labelled, stats.label_failures)),
             "-" if err is None else f"{err:.3f}",
         )
     if not iterations:
@@ -198,7 +218,8 @@ def _label_parts(lab: dict) -> list[Any]:
     parts: list[Any] = [line]
     if lab["scf_attempts"]:
         t = Table()
-        for col in ("SCF strategy", "cycles", "converged", "dE (Ha)", "s", "error"):
+        headers = ("SCF strategy", "cycles", "converged", "dE (Ha)", "s", "error")  # not vocabulary
+        for col in headers:
             t.add_column(col)
         for a in lab["scf_attempts"]:
             t.add_row(

@@ -23,6 +23,7 @@ import numpy as np
 from aloop.dataset.extxyz import write_frame
 from aloop.dataset.outliers import LabelSummary, find_outliers
 from aloop.dataset.split import SPLITS, assign
+from aloop.errors import UserError
 from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.versions import code_versions
 
@@ -88,7 +89,7 @@ class ExportResult:
     duplicates: dict[str, str] = field(default_factory=dict)
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """The export cannot be made as asked (nothing matched, target exists, mixed levels)."""
 
 

@@ -16,7 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test")  # not vocabulary: the dataset splits
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:
@@ -59,7 +59,5 @@ def assign(
         n_train = round(fractions[0] * n)
         n_valid = min(n - n_train, round(fractions[1] * n))
         for rank, sid in enumerate(ranked):
-            out[sid] = (
-                "train" if rank < n_train else "valid" if rank < n_train + n_valid else "test"
-            )
+            out[sid] = SPLITS[(rank >= n_train) + (rank >= n_train + n_valid)]
     return out

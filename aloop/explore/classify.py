@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-ACCURATE, CANDIDATE, FAILED = "accurate", "candidate", "failed"
+from aloop.vocabulary import Verdict
+
+#: The trust-window verdicts, in the order statistics report them.
+WINDOW_VERDICTS = (Verdict.ACCURATE, Verdict.CANDIDATE, Verdict.FAILED)
 
 
 def classify(force_dev_max: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -12,9 +15,9 @@ def classify(force_dev_max: np.ndarray, lo: float, hi: float) -> np.ndarray:
     if not lo < hi:
         raise ValueError(f"trust window needs lo < hi, got [{lo}, {hi})")
     dev = np.asarray(force_dev_max, dtype=float)
-    out = np.full(dev.shape, CANDIDATE, dtype=object)
-    out[dev < lo] = ACCURATE
-    out[(dev >= hi) | ~np.isfinite(dev)] = FAILED
+    out = np.full(dev.shape, Verdict.CANDIDATE, dtype=object)
+    out[dev < lo] = Verdict.ACCURATE
+    out[(dev >= hi) | ~np.isfinite(dev)] = Verdict.FAILED
     return out
 
 
@@ -37,7 +40,7 @@ def statistics(
     """Counts, ratios and a histogram of the max force deviation (plain data)."""
     verdicts = np.asarray(verdicts, dtype=object)
     n = int(verdicts.size)
-    counts = {v: int((verdicts == v).sum()) for v in (ACCURATE, CANDIDATE, FAILED)}
+    counts = {v.value: int((verdicts == v).sum()) for v in WINDOW_VERDICTS}
     dev = np.asarray(force_dev_max, dtype=float)
     edges = np.linspace(0.0, 1.0, 21) if edges is None else np.asarray(edges)
     hist, _ = np.histogram(np.clip(dev[np.isfinite(dev)], edges[0], edges[-1]), bins=edges)

@@ -6,13 +6,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aloop.vocabulary import Rejection, RejectionKind
+
 
 @dataclass
 class Selection:
     """Indices into the candidates: chosen ones, and the others with the reason why not."""
 
     selected: list[int]
-    rejected: dict[int, str] = field(default_factory=dict)
+    rejected: dict[int, Rejection] = field(default_factory=dict)
 
 
 def farthest_point(
@@ -51,6 +53,61 @@ def kmeans_representatives(x: np.ndarray, n: int, seed: int) -> list[int]:
     return sorted(reps)
 
 
+def drop_duplicates(
+    x: np.ndarray,
+    hashes: list[str],
+    uncertainty: np.ndarray,
+    dedupe_distance: float,
+    known_hashes: set[str] | frozenset[str],
+    known_descriptors: np.ndarray | None,
+) -> tuple[list[int], dict[int, Rejection]]:
+    """Candidates left after duplicates go, most uncertain first, and the duplicates.
+
+    A duplicate has a content hash already known or repeated, or a descriptor within
+    ``dedupe_distance`` of a known structure or of a more uncertain kept candidate.
+    """
+    rejected: dict[int, Rejection] = {}
+    keep: list[int] = []
+    seen: set[str] = set(known_hashes)
+    ref = (
+        np.asarray(known_descriptors, dtype=float).reshape(-1, x.shape[1])
+        if known_descriptors is not None and len(known_descriptors)
+        else np.empty((0, x.shape[1]))
+    )
+    for i in np.argsort(-np.asarray(uncertainty, dtype=float), kind="stable").tolist():
+        if hashes[i] in seen:
+            rejected[i] = Rejection(
+                RejectionKind.SAME_HASH, "duplicate: same content hash as a stored structure"
+            )
+            continue
+        pool = np.vstack([ref, x[keep]]) if keep else ref
+        if len(pool) and np.min(np.linalg.norm(pool - x[i], axis=1)) < dedupe_distance:
+            rejected[i] = Rejection(
+                RejectionKind.NEAR_DESCRIPTOR,
+                f"duplicate: descriptor within {dedupe_distance:g} of another",
+            )
+            continue
+        seen.add(hashes[i])
+        keep.append(i)
+    return keep, rejected
+
+
+def _diverse(
+    x: np.ndarray, uncertainty: np.ndarray, max_n: int, method: str, seed: int
+) -> list[int]:
+    """Indices into ``x`` (ordered by decreasing uncertainty) that ``method`` picks."""
+    if method in ("fps", "weighted_fps"):
+        # x is in decreasing uncertainty, so both start from the most uncertain frame
+        weights = uncertainty if method == "weighted_fps" else None
+        return farthest_point(x, max_n, first=0, weights=weights) if len(x) else []
+    if method == "kmeans":
+        return kmeans_representatives(x, max_n, seed) if len(x) else []
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        return sorted(rng.choice(len(x), size=min(max_n, len(x)), replace=False).tolist())
+    raise ValueError(f"unknown diversity method {method!r}")
+
+
 def select(
     descriptors: np.ndarray,
     hashes: list[str],
@@ -65,50 +122,21 @@ def select(
 ) -> Selection:
     """Select at most ``max_n`` diverse candidates of one system.
 
-    Duplicates go first: a content hash already known (labelled or stored earlier in the
-    campaign) or repeated, or a descriptor within ``dedupe_distance`` of a known
-    structure or of an earlier candidate. From the rest, ``fps`` starts from the most
-    uncertain frame and adds the farthest in descriptor space; ``weighted_fps`` does the
-    same with each distance multiplied by the frame's uncertainty (query by committee
-    with a diversity floor); ``kmeans`` takes the frame nearest each centroid;
+    Duplicates go first (:func:`drop_duplicates`). From the rest, ``fps`` starts from
+    the most uncertain frame and adds the farthest in descriptor space; ``weighted_fps``
+    does the same with each distance multiplied by the frame's uncertainty (query by
+    committee with a diversity floor); ``kmeans`` takes the frame nearest each centroid;
     ``random`` draws with ``seed``. Deterministic.
     """
     x = np.asarray(descriptors, dtype=float)
-    rejected: dict[int, str] = {}
-    keep: list[int] = []
-    seen: set[str] = set(known_hashes)
-    ref = (
-        np.asarray(known_descriptors, dtype=float).reshape(-1, x.shape[1])
-        if known_descriptors is not None and len(known_descriptors)
-        else np.empty((0, x.shape[1]))
+    unc = np.asarray(uncertainty, dtype=float)
+    keep, rejected = drop_duplicates(
+        x, hashes, unc, dedupe_distance, known_hashes, known_descriptors
     )
-    order = np.argsort(-np.asarray(uncertainty, dtype=float), kind="stable")
-    for i in order:
-        i = int(i)
-        if hashes[i] in seen:
-            rejected[i] = "duplicate: same content hash as a stored structure"
-            continue
-        pool = np.vstack([ref, x[keep]]) if keep else ref
-        if len(pool) and np.min(np.linalg.norm(pool - x[i], axis=1)) < dedupe_distance:
-            rejected[i] = f"duplicate: descriptor within {dedupe_distance:g} of another"
-            continue
-        seen.add(hashes[i])
-        keep.append(i)
-    if method in ("fps", "weighted_fps"):
-        # keep is in decreasing uncertainty, so both start from the most uncertain frame
-        weights = np.asarray(uncertainty, dtype=float)[keep] if method == "weighted_fps" else None
-        chosen_local = farthest_point(x[keep], max_n, first=0, weights=weights) if keep else []
-    elif method == "kmeans":
-        chosen_local = kmeans_representatives(x[keep], max_n, seed) if keep else []
-    elif method == "random":
-        rng = np.random.default_rng(seed)
-        chosen_local = sorted(
-            rng.choice(len(keep), size=min(max_n, len(keep)), replace=False).tolist()
-        )
-    else:
-        raise ValueError(f"unknown diversity method {method!r}")
-    chosen = [keep[j] for j in chosen_local]
+    chosen = {keep[j] for j in _diverse(x[keep], unc[keep], max_n, method, seed)}
     for i in keep:
         if i not in chosen:
-            rejected[i] = f"not among the {max_n} most diverse ({method})"
+            rejected[i] = Rejection(
+                RejectionKind.NOT_DIVERSE, f"not among the {max_n} most diverse ({method})"
+            )
     return Selection(selected=sorted(chosen), rejected=rejected)

@@ -10,34 +10,38 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from aloop.records import MemberRecord
 
-def _committee(models: list[dict], device: str) -> Any:
+
+def _committee(members: list[MemberRecord], device: str) -> Any:
     from aloop.models.committee import Committee
     from aloop.models.io import load_model
-    from db import repository as repo
+    from db.models import load_model_weights
 
     return Committee(
-        [load_model(repo.load_model_weights(m["id"]), m["sha256"], device=device) for m in models],
+        [load_model(load_model_weights(m.id), m.sha256, device=device) for m in members],
         device=device,
     )
 
 
-def trained_committees(campaign_name: str) -> list[tuple[int, list[dict], int]]:
+def trained_committees(campaign_name: str) -> list[tuple[int, list[MemberRecord], int]]:
     """``(iteration, members, labels they were trained on)`` of each trained committee."""
-    from db import loop as q
-    from db.documents import Campaign, Model
+    from db.campaigns import get_campaign
+    from db.documents import Model
+    from db.models import committee_models
 
-    campaign = Campaign.objects(name=campaign_name).first()
+    campaign = get_campaign(campaign_name)
     if campaign is None:
         return []
     out = []
     for k in sorted({m.iteration for m in Model.objects(campaign=campaign.id).only("iteration")}):
-        members = q.committee_models(campaign, k)
-        first = Model.objects(id=members[0]["id"]).only("training_set", "validation_set").first()
+        members = committee_models(campaign.id, k)
+        first = Model.objects(id=members[0].id).only("training_set", "validation_set").first()
         out.append((k, members, len(first.training_set) + len(first.validation_set)))
     return out
 
@@ -107,9 +111,9 @@ def test_errors(
     """
     rows = []
     for k, members, n_labels in trained_committees(campaign_name):
-        key = f"test:{testset_sha256}:" + ":".join(m["sha256"] for m in members)
+        key = f"test:{testset_sha256}:" + ":".join(m.sha256 for m in members)
 
-        def compute(members: list[dict] = members) -> dict:
+        def compute(members: list[MemberRecord] = members) -> dict:
             return committee_test_errors(_committee(members, device), test_frames)
 
         rows.append({"iteration": k, "labels": n_labels, **cached(cache, key, compute)})
@@ -118,7 +122,7 @@ def test_errors(
 
 def final_model(campaign_name: str) -> dict | None:
     """The campaign's final model: member 0 of its last committee, with its weights."""
-    from db import repository as repo
+    from db.models import load_model_weights
 
     committees = trained_committees(campaign_name)
     if not committees:
@@ -128,8 +132,8 @@ def final_model(campaign_name: str) -> dict | None:
         "campaign": campaign_name,
         "iteration": k,
         "labels": n_labels,
-        "sha256": members[0]["sha256"],
-        "weights": repo.load_model_weights(members[0]["id"]),
+        "sha256": members[0].sha256,
+        "weights": load_model_weights(members[0].id),
     }
 
 
@@ -187,27 +191,28 @@ def campaign_summary(campaign_name: str) -> dict:
     """What a campaign spent: labels, MD steps, walker stops and stage wall times."""
     from collections import Counter
 
-    from db import loop as q
-    from db.documents import Campaign, Model
+    from db.campaigns import get_campaign
+    from db.documents import Model
+    from db.iterations import campaign_iterations
 
-    campaign = Campaign.objects(name=campaign_name).first()
-    stats = q.iteration_stats(campaign)
+    campaign = get_campaign(campaign_name)
+    stats = [it.stats for it in campaign_iterations(campaign.id)]
     last = max(m.iteration for m in Model.objects(campaign=campaign.id).only("iteration"))
     final = list(Model.objects(campaign=campaign.id, iteration=last).only("metrics"))
+    systems = [s for it in stats if it.explore for s in it.explore.systems]
     stops: Counter = Counter()
-    for it in stats:
-        for system in it.get("systems", []):
-            stops.update(system.get("walker_stops", {}))
+    for system in systems:
+        stops.update(system.walker_stops)
     wall = Counter()
     for it in stats:
-        for stage, t in it.get("timings", {}).items():
-            wall[stage] += t["wall_s"]
+        for stage, t in it.timings.items():
+            wall[stage.value] += t.wall_s
     return {
         "status": campaign.status,
         "iterations": len(stats),
-        "labels_ok": sum(it.get("labelled", 0) for it in stats),
-        "label_failures": sum(it.get("label_failures", 0) for it in stats),
-        "md_steps": sum(s.get("md_steps", 0) for it in stats for s in it.get("systems", [])),
+        "labels_ok": sum(it.labelled or 0 for it in stats),
+        "label_failures": sum(it.label_failures or 0 for it in stats),
+        "md_steps": sum(s.md_steps for s in systems),
         "walker_stops": dict(stops),
         "stage_wall_s": {k: round(v, 1) for k, v in wall.items()},
         # how well the final members fit their own data (a floor for the test error)
@@ -217,5 +222,5 @@ def campaign_summary(campaign_name: str) -> dict:
         "final_valid_forces_rmse": float(
             np.mean([m.metrics["valid"]["forces_rmse"] for m in final])
         ),
-        "wall_s": round(sum(it.get("iteration_wall_s", 0.0) for it in stats), 1),
+        "wall_s": round(sum(it.wall_s or 0.0 for it in stats), 1),
     }

@@ -55,14 +55,12 @@ const aloop = (() => {
         `<dt>iterations</dt><dd id="head-iterations">${esc(c.iterations)}</dd><dt>dataset size</dt><dd id="head-size">${esc(c.dataset_size)} labelled structures</dd>` +
         `<dt>convergence</dt><dd>accurate ratio ≥ ${esc(c.accurate_ratio_target)} for ${esc(c.patience)} iterations, cap ${esc(c.max_iterations)}</dd></dl>`;
       const its = d.iterations;
-      const stage = (r, s) => { const st = (r.stages[s] || {}).status || "pending"; return `<span class="stage-${st}" title="${esc(st)}">${esc(st)}</span>`; };
+      // A stage an iteration does not run (iteration 0 seeds instead of training) shows "–".
+      const stage = (r, s) => { const st = (r.stages[s] || {}).status; return st ? `<span class="stage-${st}" title="${esc(st)}">${esc(st)}</span>` : "–"; };
       const sysText = (r, key, fmt) => r.systems.length > 1 ? r.systems.map((s) => `${esc(s.name)}: ${esc(fmt(s[key]))}`).join("<br>") : esc(fmt(r[key]));
       table("iterations", [
         {title: "it", value: (r) => r.index},
-        {title: "train", cls: "text", html: (r) => stage(r, "train")},
-        {title: "explore", cls: "text", html: (r) => stage(r, "explore")},
-        {title: "select", cls: "text", html: (r) => stage(r, "select")},
-        {title: "label", cls: "text", html: (r) => stage(r, "label")},
+        ...d.stages.map((s) => ({title: s, cls: "text", html: (r) => stage(r, s)})),
         {title: "sampled", value: (r) => num(r.sampled)},
         {title: "accurate", value: (r) => num(r.accurate)},
         {title: "candidate", value: (r) => num(r.candidate)},
@@ -73,7 +71,7 @@ const aloop = (() => {
         {title: "label failures", value: (r) => num(r.label_failures)},
         {title: "DFT s", value: (r) => num(r.dft_wall_s, 1)},
         {title: "committee F RMSE", value: (r) => num(r.committee_forces_rmse, 4)},
-        {title: "stage s (T/E/S/L)", value: (r) => ["train", "explore", "select", "label"].map((s) => num((r.stages[s] || {}).seconds, 0)).join(" / ")},
+        {title: "stage s", value: (r) => d.stages.filter((s) => r.stages[s]).map((s) => num(r.stages[s].seconds, 0)).join(" / ")},
       ], its, (r) => `data-iteration="${r.index}"`);
       const exploring = its.filter((r) => r.index > 0);
       const x = exploring.map((r) => r.index);

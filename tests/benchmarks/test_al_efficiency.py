@@ -28,12 +28,13 @@ def test_arms_differ_only_in_how_frames_are_chosen(arm):
 
 
 def test_random_arm_never_uses_the_committee_uncertainty():
-    from aloop.explore.classify import CANDIDATE, classify
+    from aloop.explore.classify import classify
+    from aloop.vocabulary import Verdict
 
     cfg = parse_config(arms.campaign_config("random", 0))
     window = cfg.select.trust
     deviations = [0.0, 1e-4, 0.3, 5.0, 1e3]
-    assert list(classify(deviations, window.lo, window.hi)) == [CANDIDATE] * len(deviations)
+    assert list(classify(deviations, window.lo, window.hi)) == [Verdict.CANDIDATE] * len(deviations)
     # walkers stop at force_dev_factor * hi: far beyond any committee disagreement
     assert cfg.explore.stop.force_dev_factor * window.hi > 1e5
     assert cfg.select.diversity == "random"

@@ -65,25 +65,35 @@ def test_validate_missing_file_in_a_real_process(tmp_path):
 
 
 def test_status_lists_campaigns_and_iterations(tmp_path):
-    from db import connection
-    from db import repository as repo
+    from aloop.explore.classify import statistics
+    from aloop.stats import ExploreStats, SystemStats
+    from aloop.vocabulary import Origin, Stage, StageStatus, Verdict
+    from db import campaigns, connection, iterations, structures
 
     uri = f"embedded://{tmp_path / 'db'}"
     connection.connect(uri)
-    c, _ = repo.get_or_create_campaign("demo", {"campaign": "demo"}, "d" * 64)
+    c, _ = campaigns.get_or_create_campaign("demo", {"campaign": "demo"}, "d" * 64)
     atoms = molecule("H2O")
     recs = []
     for i in range(3):
         a = atoms.copy()
         a.positions += np.random.default_rng(i).normal(scale=0.05, size=(3, 3))
-        recs.append(StructureRecord.from_atoms(a, "water", "initial"))
-    repo.insert_structures(c, recs)
-    it = repo.get_or_create_iteration(c, 0)
-    repo.set_stage(it, "train", "running")
-    repo.update_iteration_stats(
-        it,
-        {"sampled": 120, "accurate": 100, "accurate_ratio": 100 / 120, "candidate": 15},
+        recs.append(StructureRecord.from_atoms(a, "water", Origin.INITIAL))
+    structures.insert_structures(c.id, recs)
+    it = iterations.get_or_create_iteration(c.id, 1)
+    iterations.set_stage(it, Stage.TRAIN, StageStatus.RUNNING)
+    verdicts = [Verdict.ACCURATE] * 100 + [Verdict.CANDIDATE] * 15 + [Verdict.FAILED] * 5
+    counts = statistics(np.array(verdicts, dtype=object), np.linspace(0, 1, 120))
+    system = SystemStats(
+        name="water",
+        **counts,
+        trust_lo=0.05,
+        trust_hi=0.5,
+        walkers=2,
+        md_steps=600,
+        committee_calls=600,
     )
+    iterations.merge_stats(it.id, ExploreStats.of([system]))
     connection.disconnect()
 
     result = runner.invoke(app, ["status", "--db", uri], env={"COLUMNS": "200"})
@@ -95,7 +105,7 @@ def test_status_lists_campaigns_and_iterations(tmp_path):
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "120" in line)
     # Train running (▶), the other stages pending (·); 83 % of the frames accurate.
-    assert row.split()[1:10:2] == ["0", "▶", "·", "·", "·"]
+    assert row.split()[1:10:2] == ["1", "▶", "·", "·", "·"]
     assert "83%" in row and " 15 " in row
 
     result = runner.invoke(app, ["status", "nosuch", "--db", uri])

@@ -22,15 +22,15 @@ from aloop.cli.exits import (
 from aloop.config import ConfigError
 from aloop.dataset.export import ExportError
 from aloop.errors import AloopError, InfrastructureError, UserError
+from db.campaigns import ConfigChangeRefused
 from db.connection import DatabaseUnavailable
+from db.copy import CopyRefused
+from db.importing import ImportRefused
+from db.iterations import StageTransitionError
+from flows.context import CampaignError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 runner = CliRunner()
-
-
-def _legacy(name: str, module: str, base: type[Exception] = ValueError) -> type[Exception]:
-    """An error class as the other layers declare theirs before they use aloop.errors."""
-    return type(name, (base,), {"__module__": module})
 
 
 @pytest.mark.parametrize(
@@ -43,17 +43,16 @@ def _legacy(name: str, module: str, base: type[Exception] = ValueError) -> type[
         (ConfigError(["campaign: missing"], "c.yaml"), EXIT_USAGE),
         (ExportError("nothing matched"), EXIT_USAGE),
         (DatabaseUnavailable("no server"), EXIT_FAILED),
-        (_legacy("ConfigChangeRefused", "db.repository", RuntimeError)("x"), EXIT_USAGE),
-        (_legacy("ImportRefused", "db.importing")("x"), EXIT_USAGE),
-        (_legacy("CopyRefused", "db.copy")("x"), EXIT_USAGE),
-        (_legacy("CampaignError", "flows.stages", RuntimeError)("x"), EXIT_FAILED),
+        (ConfigChangeRefused("x"), EXIT_USAGE),
+        (ImportRefused("x"), EXIT_USAGE),
+        (CopyRefused("x"), EXIT_USAGE),
+        (CampaignError("x"), EXIT_FAILED),
+        (StageTransitionError("x"), EXIT_FAILED),
         # A subclass of a mapped error is mapped too.
-        (type("Narrower", (_legacy("CopyRefused", "db.copy"),), {})("x"), EXIT_USAGE),
-        # Once re-parented, the hierarchy decides, whatever the class is called.
-        (type("CampaignError", (UserError,), {"__module__": "flows.stages"})("x"), EXIT_USAGE),
+        (type("Narrower", (CopyRefused,), {})("x"), EXIT_USAGE),
         # Not aloop's: a bug (traceback), not a failure with a meaning.
         (ValueError("x"), None),
-        (_legacy("ConfigError", "somelib.config")("x"), None),
+        (type("ConfigError", (ValueError,), {"__module__": "somelib.config"})("x"), None),
         (RuntimeError("x"), None),
     ],
 )
@@ -163,7 +162,7 @@ def test_run_failures_read_as_one_message(monkeypatch):
     assert result.exit_code == 1
     assert result.stderr == "cannot use embedded://x: Permission denied\n"
 
-    raised.append(_legacy("ConfigChangeRefused", "db.repository", RuntimeError)("changed"))
+    raised.append(ConfigChangeRefused("changed"))
     result = runner.invoke(app, ["run", config])
     assert result.exit_code == 2
     assert result.stderr == "changed\n"

@@ -7,9 +7,15 @@ import urllib.request
 
 import pytest
 
-from db import connection
-from db.documents import Campaign
+from aloop.vocabulary import SEED_STAGES, Stage
+from db import campaigns, connection
 from tests.dashboard.seed import add_iteration, dataset_size, expected
+
+#: Table columns of the iterations table: index, one per stage, then the numbers.
+STAGE_COLUMNS = len(Stage)
+SAMPLED = 1 + STAGE_COLUMNS
+#: What the table shows for a stage an iteration does not run (an en dash).
+NO_STAGE = "\u2013"
 
 
 def _get(url: str) -> tuple[int, bytes, str]:
@@ -31,12 +37,15 @@ def _cells(page, iteration: int) -> list[str]:
 
 
 def test_api_returns_the_seeded_numbers_and_nothing_writes(dashboard):
-    campaigns = {c["name"]: c for c in _api(dashboard + "/api/campaigns")}
-    assert set(campaigns) == {"water-a", "water-b", "water-c"}
-    assert campaigns["water-a"]["iterations"] == 13
-    assert campaigns["water-a"]["dataset_size"] == dataset_size(12)
-    assert campaigns["water-b"]["status"] == "stopped"
+    listed = {c["name"]: c for c in _api(dashboard + "/api/campaigns")}
+    assert set(listed) == {"water-a", "water-b", "water-c"}
+    assert listed["water-a"]["iterations"] == 13
+    assert listed["water-a"]["dataset_size"] == dataset_size(12)
+    assert listed["water-b"]["status"] == "stopped"
     view = _api(dashboard + "/api/campaigns/water-a")
+    assert view["stages"] == [s.value for s in Stage]
+    assert set(view["iterations"][0]["stages"]) == set(SEED_STAGES)  # seed and label only
+    assert view["iterations"][0]["sampled"] == view["iterations"][0]["selected"] == 13
     for row in view["iterations"][1:]:
         want = expected(row["index"])
         for key in ("sampled", "accurate", "candidate", "failed", "labelled", "label_failures"):
@@ -71,14 +80,18 @@ def test_pages_show_the_seeded_numbers_plots_and_links(dashboard, browser, tmp_p
     page.click("text=water-a")
     page.wait_for_selector('#iterations tr[data-iteration="12"]')
     api = _api(dashboard + "/api/campaigns/water-a")
+    # Iteration 0 seeds and labels; the stages it does not run show a dash.
+    assert _cells(page, 0)[1:SAMPLED] == ["done", NO_STAGE, NO_STAGE, NO_STAGE, "done"]
     for k in (1, 5, 12):
         cells = _cells(page, k)
         want = expected(k)
         assert cells[0] == str(k)
-        assert cells[1:5] == ["done"] * 4
-        assert cells[5:9] == [str(want[x]) for x in ("sampled", "accurate", "candidate", "failed")]
-        assert cells[9] == f"{100 * want['accurate_ratio']:.1f}%"
-        assert cells[11] == str(api["iterations"][k]["labelled"])
+        assert cells[1:SAMPLED] == [NO_STAGE] + ["done"] * 4  # no seed stage after iteration 0
+        assert cells[SAMPLED : SAMPLED + 4] == [
+            str(want[x]) for x in ("sampled", "accurate", "candidate", "failed")
+        ]
+        assert cells[SAMPLED + 4] == f"{100 * want['accurate_ratio']:.1f}%"
+        assert cells[SAMPLED + 6] == str(api["iterations"][k]["labelled"])
     assert page.inner_text("#head-size").startswith(str(dataset_size(12)))
     # Every plot rendered by Plotly, with its data.
     for plot in ("plot-ratio", "plot-size", "plot-error", "plot-dft", "plot-hist"):
@@ -113,11 +126,11 @@ def test_a_new_iteration_appears_without_reload(seeded, dashboard, browser, tmp_
     loads = int(page.evaluate("document.body.dataset.loaded"))
     connection.connect(uri)  # another process writes, as a running campaign would
     try:
-        add_iteration(Campaign.objects.get(name="water-c"), 11)
+        add_iteration(campaigns.get_campaign("water-c"), 11)
     finally:
         connection.disconnect()
     page.wait_for_selector('#iterations tr[data-iteration="11"]', timeout=15_000)
     assert int(page.evaluate("document.body.dataset.loaded")) > loads  # polled, not reloaded
-    assert _cells(page, 11)[5] == str(expected(11)["sampled"])
+    assert _cells(page, 11)[SAMPLED] == str(expected(11)["sampled"])
     assert page.evaluate("document.getElementById('plot-ratio').data[0].y.length") == 11
     page.screenshot(path=str(tmp_path / "live.png"), full_page=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aloop.records import REF_ENERGY, REF_FORCES, LabelRecord, StructureRecord
-from db import connection
-from db import repository as repo
+from aloop.vocabulary import LabelStatus, Origin, Verdict
+from db import campaigns, connection, labels, structures
 from dft.settings import LabelSettings
 
 SETTINGS = LabelSettings(method="HF", basis="sto-3g")
@@ -24,7 +24,7 @@ def labelled_campaign(water_dataset, tmp_path):
     frames, _ = water_dataset
     uri = f"embedded://{tmp_path / 'db'}"
     connection.connect(uri)
-    campaign, _ = repo.get_or_create_campaign("exp", {"campaign": "exp"}, "e" * 64)
+    campaign, _ = campaigns.get_or_create_campaign("exp", {"campaign": "exp"}, "e" * 64)
     records = []
     for i, atoms in enumerate(frames):
         system = "water" if i < 30 else "water-hot"
@@ -32,23 +32,23 @@ def labelled_campaign(water_dataset, tmp_path):
             StructureRecord.from_atoms(
                 atoms,
                 system,
-                "rattled" if i < 10 else "md",
+                Origin.RATTLED if i < 10 else Origin.MD,
                 iteration=0 if i < 10 else 1,
                 uncertainty=None if i < 10 else {"force_dev_max": 0.01 * i},
-                verdict="selected",
+                verdict=Verdict.SELECTED,
             )
         )
-    ids = repo.insert_structures(campaign, records).ids
+    ids = structures.insert_structures(campaign.id, records).ids
     by_id = {}
     for i, (sid, atoms) in enumerate(zip(ids, frames, strict=True)):
         energy = atoms.info[REF_ENERGY] + (40.0 if i == OUTLIER else 0.0)
-        repo.record_label(
-            campaign,
+        labels.record_label(
+            campaign.id,
             LabelRecord(
                 structure_id=sid,
                 settings_hash=SETTINGS.settings_hash(),
                 settings=SETTINGS.result_fields(),
-                status="ok",
+                status=LabelStatus.OK,
                 energy=energy,
                 forces=atoms.arrays[REF_FORCES],
                 iteration=0 if i < 10 else 1,
@@ -59,15 +59,15 @@ def labelled_campaign(water_dataset, tmp_path):
         by_id[sid] = labelled
     broken = frames[0].copy()
     broken.positions[0] += 0.3
-    failed_id = repo.insert_structures(
-        campaign, [StructureRecord.from_atoms(broken, "water", "md", iteration=1)]
+    failed_id = structures.insert_structures(
+        campaign.id, [StructureRecord.from_atoms(broken, "water", Origin.MD, iteration=1)]
     ).ids[0]
-    repo.record_label(
-        campaign,
+    labels.record_label(
+        campaign.id,
         LabelRecord(
             structure_id=failed_id,
             settings_hash=SETTINGS.settings_hash(),
-            status="failed",
+            status=LabelStatus.FAILED,
             error="SCF did not converge",
             iteration=1,
         ),

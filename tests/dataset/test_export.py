@@ -206,22 +206,29 @@ def test_labels_with_stress_export_to_both_formats(labelled_campaign, tmp_path):
     from ase.build import bulk
 
     from aloop.records import LabelRecord, StructureRecord
-    from db import connection
-    from db import repository as repo
-    from db.documents import Campaign
+    from aloop.vocabulary import LabelStatus, Origin
+    from db import campaigns, connection, labels, structures
 
     uri = labelled_campaign[0]
     connection.connect(uri)
     try:
-        camp = Campaign.objects.get(name="exp")
+        camp = campaigns.get_campaign("exp")
         cell = bulk("Si", "diamond", a=5.43)
-        sid = repo.insert_structures(camp, [StructureRecord.from_atoms(cell, "si", "md")]).ids[0]
+        sid = structures.insert_structures(
+            camp.id, [StructureRecord.from_atoms(cell, "si", Origin.MD)]
+        ).ids[0]
         stress = np.array([0.01, 0.02, 0.03, 0.0, 0.0, 0.001])
-        repo.record_label(
-            camp,
-            LabelRecord(structure_id=sid, settings_hash=SETTINGS.settings_hash(), status="ok",
-                        energy=-10.0, forces=np.zeros((2, 3)), stress=stress),
-        )  # fmt: skip
+        labels.record_label(
+            camp.id,
+            LabelRecord(
+                structure_id=sid,
+                settings_hash=SETTINGS.settings_hash(),
+                status=LabelStatus.OK,
+                energy=-10.0,
+                forces=np.zeros((2, 3)),
+                stress=stress,
+            ),
+        )
     finally:
         connection.disconnect()
     out = tmp_path / "st"

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from aloop.cli import app
 from aloop.records import REF_ENERGY, REF_FORCES, StructureRecord
 from aloop.structures import atoms_hash
-from db import connection
-from db import repository as repo
+from aloop.vocabulary import Origin, Stage, StageStatus, Verdict
+from db import campaigns, connection, iterations, labels, models, structures
 from db.documents import Campaign, Label, Structure
 from dft.label import label_structure
 from tests.dataset.conftest import SETTINGS
@@ -83,9 +83,9 @@ def test_unlabelled_frames_become_structures_to_label(tmp_path):
         docs = list(Structure.objects(campaign=camp.id))
         assert {(d.origin, d.iteration, d.verdict) for d in docs} == {("imported", 0, "selected")}
         # Once iteration 0 is labelled, unlabelled imports would never be labelled.
-        it0 = repo.get_or_create_iteration(camp, 0)
-        repo.set_stage(it0, "label", "running")
-        repo.set_stage(it0, "label", "done")
+        it0 = iterations.get_or_create_iteration(camp.id, 0)
+        iterations.set_stage(it0, Stage.LABEL, StageStatus.RUNNING)
+        iterations.set_stage(it0, Stage.LABEL, StageStatus.DONE)
     finally:
         connection.disconnect()
     write(source, [f.copy() for f in frames[:1]])
@@ -129,16 +129,16 @@ def test_show_prints_a_structures_history(labelled_campaign, tmp_path):
     uri, _, _, failed_id = labelled_campaign
     connection.connect(uri)
     try:
-        camp = Campaign.objects.get(name="exp")
+        camp = campaigns.get_campaign("exp")
         atoms = molecule("H2O")
         atoms.positions[0] += 0.02
-        sid = repo.insert_structures(
-            camp,
+        sid = structures.insert_structures(
+            camp.id,
             [
                 StructureRecord.from_atoms(
                     atoms,
                     "water",
-                    "md",
+                    Origin.MD,
                     iteration=2,
                     lineage={"walker": 3, "temperature": 600.0, "md_step": 40},
                     uncertainty={
@@ -146,13 +146,13 @@ def test_show_prints_a_structures_history(labelled_campaign, tmp_path):
                         "force_dev_mean": 0.05,
                         "energy_dev": 0.01,
                     },
-                    verdict="selected",
+                    verdict=Verdict.SELECTED,
                     verdict_reason="diverse candidate (fps)",
                 )
             ],
         ).ids[0]
-        repo.record_label(camp, label_structure(sid, atoms, SETTINGS))
-        repo.store_model(
+        labels.record_label(camp.id, label_structure(sid, atoms, SETTINGS))
+        models.store_model(
             camp,
             iteration=3,
             member=1,

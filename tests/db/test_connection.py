@@ -13,8 +13,8 @@ import pytest
 from ase.build import molecule
 
 from aloop.records import StructureRecord
-from db import connection
-from db import repository as repo
+from aloop.vocabulary import Origin
+from db import campaigns, connection, structures
 
 
 def _free_port() -> int:
@@ -49,13 +49,15 @@ def test_default_is_the_embedded_store_in_the_data_dir(isolated_env):
 def test_embedded_store_is_file_backed_and_persists(tmp_path):
     uri = f"embedded://{tmp_path / 'store'}"
     connection.connect(uri)
-    c, _ = repo.get_or_create_campaign("persist", {"campaign": "persist"}, "p" * 64)
-    repo.insert_structures(c, [StructureRecord.from_atoms(molecule("H2O"), "w", "initial")])
+    c, _ = campaigns.get_or_create_campaign("persist", {"campaign": "persist"}, "p" * 64)
+    structures.insert_structures(
+        c.id, [StructureRecord.from_atoms(molecule("H2O"), "w", Origin.INITIAL)]
+    )
     connection.disconnect()
     assert any((tmp_path / "store").iterdir())
     connection.connect(uri)
     try:
-        assert [r["structures"] for r in repo.list_campaigns()] == [1]
+        assert [r["structures"] for r in campaigns.list_campaigns()] == [1]
     finally:
         connection.disconnect()
 
@@ -63,12 +65,12 @@ def test_embedded_store_is_file_backed_and_persists(tmp_path):
 READER = textwrap.dedent(
     """
     import sys, time
-    from db import connection, repository as repo
+    from db import campaigns, connection
     connection.connect(sys.argv[1])
     deadline = time.monotonic() + 60
     seen = []
     while time.monotonic() < deadline:
-        rows = repo.list_campaigns()
+        rows = campaigns.list_campaigns()
         n = rows[0]["structures"] if rows else 0
         if not seen or seen[-1] != n:
             seen.append(n)
@@ -85,7 +87,7 @@ def test_second_process_sees_writes_on_the_embedded_store(tmp_path):
     uri = f"embedded://{tmp_path / 'shared'}"
     connection.connect(uri)
     try:
-        c, _ = repo.get_or_create_campaign("live", {"campaign": "live"}, "l" * 64)
+        c, _ = campaigns.get_or_create_campaign("live", {"campaign": "live"}, "l" * 64)
         reader = subprocess.Popen(
             [sys.executable, "-c", READER, uri],
             stdout=subprocess.PIPE,
@@ -98,8 +100,8 @@ def test_second_process_sees_writes_on_the_embedded_store(tmp_path):
             for _ in range(5):
                 a = molecule("H2O")
                 a.positions += rng.normal(scale=0.05, size=(3, 3))
-                frames.append(StructureRecord.from_atoms(a, "w", "md"))
-            repo.insert_structures(c, frames)
+                frames.append(StructureRecord.from_atoms(a, "w", Origin.MD))
+            structures.insert_structures(c.id, frames)
             time.sleep(0.3)
         out, _ = reader.communicate(timeout=90)
     finally:

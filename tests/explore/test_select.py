@@ -7,17 +7,18 @@ import pytest
 
 from aloop.explore.classify import adaptive_lower, classify, statistics
 from aloop.explore.select import farthest_point, select
+from aloop.vocabulary import RejectionKind, Verdict
 
 
 def test_classification_boundaries():
     dev = np.array([0.0499, 0.05, 0.2999, 0.3, 7.0, np.nan])
     assert classify(dev, 0.05, 0.3).tolist() == [
-        "accurate",
-        "candidate",
-        "candidate",
-        "failed",
-        "failed",
-        "failed",
+        Verdict.ACCURATE,
+        Verdict.CANDIDATE,
+        Verdict.CANDIDATE,
+        Verdict.FAILED,
+        Verdict.FAILED,
+        Verdict.FAILED,
     ]
     with pytest.raises(ValueError, match="lo < hi"):
         classify(dev, 0.3, 0.3)
@@ -40,7 +41,7 @@ def test_adaptive_lower_only_lowers():
     dev = np.linspace(0.0, 0.1, 101)  # all accurate under lo = 0.2
     lo = adaptive_lower(dev, hi=0.5, lo=0.2, candidate_fraction=0.1)
     assert lo == pytest.approx(0.09)
-    assert (classify(dev, lo, 0.5) == "candidate").mean() == pytest.approx(0.11, abs=0.01)
+    assert (classify(dev, lo, 0.5) == Verdict.CANDIDATE).mean() == pytest.approx(0.11, abs=0.01)
     assert adaptive_lower(np.array([0.4]), hi=0.5, lo=0.01) == 0.01
 
 
@@ -88,7 +89,10 @@ def test_selection_respects_cap_and_is_deterministic(method):
     assert a.selected == b.selected
     assert len(a.selected) == 7
     assert len(a.selected) + len(a.rejected) == len(x)
-    assert all("most diverse" in why for why in a.rejected.values())
+    assert all("most diverse" in why.detail for why in a.rejected.values())
+    assert {why.kind for why in a.rejected.values()} == {RejectionKind.NOT_DIVERSE}
+    # passed over, not a duplicate: it stays a candidate
+    assert {why.verdict for why in a.rejected.values()} == {Verdict.CANDIDATE}
 
 
 def test_duplicates_against_stored_structures_and_within_the_batch():
@@ -102,8 +106,13 @@ def test_duplicates_against_stored_structures_and_within_the_batch():
         x, hashes, dev, 10, known_hashes=known, known_descriptors=known_desc, dedupe_distance=1e-3
     )
     assert sel.selected == [0, 4]
-    assert "same content hash" in sel.rejected[2] and "same content hash" in sel.rejected[5]
-    assert "descriptor within" in sel.rejected[1] and "descriptor within" in sel.rejected[3]
+    assert "same content hash" in sel.rejected[2].detail
+    assert "same content hash" in sel.rejected[5].detail
+    assert "descriptor within" in sel.rejected[1].detail
+    assert "descriptor within" in sel.rejected[3].detail
+    assert {sel.rejected[i].kind for i in (2, 5)} == {RejectionKind.SAME_HASH}
+    assert {sel.rejected[i].kind for i in (1, 3)} == {RejectionKind.NEAR_DESCRIPTOR}
+    assert {r.verdict for r in sel.rejected.values()} == {Verdict.DUPLICATE}
 
 
 def test_walker_plan_is_seeded_and_spreads_starts():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from db import loop as q
-from db.documents import Campaign, Iteration, Label, Model, Structure
+from aloop.vocabulary import LabelStatus, StageStatus, Verdict, stages_of
+from db import campaigns, iterations, labels
+from db.documents import Label, Model, Structure
 
 
 def check_campaign(name: str, committee_size: int) -> dict:
@@ -14,22 +15,26 @@ def check_campaign(name: str, committee_size: int) -> dict:
     - no structure has two labels with the same settings hash;
     - every exploring iteration has a full committee, each member with a training set of
       successfully labelled structures from earlier iterations;
-    - every stage of every iteration is done.
+    - every stage of every iteration is done (iteration 0: seed and label; later ones:
+      train, explore, select and label).
     """
-    campaign = Campaign.objects.get(name=name)
-    assert q.duplicate_label_count(campaign) == 0
-    selected = list(Structure.objects(campaign=campaign.id, verdict="selected").only("id"))
-    labels = {lab.structure.id: lab for lab in Label.objects(campaign=campaign.id)}
+    campaign = campaigns.get_campaign(name)
+    assert campaign is not None, f"no campaign {name}"
+    assert labels.duplicate_label_count(campaign.id) == 0
+    selected = list(Structure.objects(campaign=campaign.id, verdict=Verdict.SELECTED).only("id"))
+    by_structure = {lab.structure.id: lab for lab in Label.objects(campaign=campaign.id)}
     for s in selected:
-        assert s.id in labels, f"selected structure {s.id} has no label"
-        lab = labels[s.id]
-        assert lab.status == "ok" or lab.error, f"label of {s.id} failed without a reason"
-    ok = {sid for sid, lab in labels.items() if lab.status == "ok"}
-    iterations = list(Iteration.objects(campaign=campaign.id).order_by("index"))
-    for it in iterations:
+        assert s.id in by_structure, f"selected structure {s.id} has no label"
+        lab = by_structure[s.id]
+        assert lab.status == LabelStatus.OK or lab.error, f"label of {s.id} failed without a reason"
+    ok = {sid for sid, lab in by_structure.items() if lab.status == LabelStatus.OK}
+    its = iterations.campaign_iterations(campaign.id)
+    assert [it.index for it in its] == list(range(len(its))), "an iteration is missing"
+    for it in its:
         assert {k: v.status for k, v in it.stages.items()} == dict.fromkeys(
-            ("train", "explore", "select", "label"), "done"
+            stages_of(it.index), StageStatus.DONE
         ), f"iteration {it.index} unfinished"
+        assert it.labelled_done
         if it.index == 0:
             continue
         members = list(Model.objects(campaign=campaign.id, iteration=it.index))
@@ -40,9 +45,9 @@ def check_campaign(name: str, committee_size: int) -> dict:
             trained_on = Label.objects(structure__in=m.training_set).only("iteration")
             assert all(lab.iteration < it.index for lab in trained_on)
     return {
-        "iterations": len(iterations),
+        "iterations": len(its),
         "selected": len(selected),
-        "labels": len(labels),
+        "labels": len(by_structure),
         "labels_ok": len(ok),
-        "label_ids": {str(lab.id) for lab in labels.values()},
+        "label_ids": {str(lab.id) for lab in by_structure.values()},
     }

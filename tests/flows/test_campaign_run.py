@@ -8,9 +8,8 @@ import shutil
 import pytest
 import yaml
 
-from db import connection
-from db import repository as repo
-from db.documents import Campaign, Iteration
+from aloop.vocabulary import CampaignStatus, Stage
+from db import campaigns, connection, iterations
 from tests.flows.conftest import campaign_env, run_aloop
 from tests.flows.consistency import check_campaign
 
@@ -25,29 +24,34 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
     assert "campaign tiny-water: stopped" in first.stdout
     assert "iteration cap reached (2)" in first.stdout
     # The live display names every stage of every iteration.
-    for stage in ("train", "explore", "select", "label"):
+    for stage in (Stage.TRAIN, Stage.EXPLORE, Stage.SELECT, Stage.LABEL):
         assert re.search(rf"iteration 2 {stage}", first.stderr), first.stderr
+    # Iteration 0 seeds (its own stage) and labels.
+    for stage in (Stage.SEED, Stage.LABEL):
+        assert re.search(rf"iteration 0 {stage}", first.stderr), first.stderr
 
     connection.connect(db)
     try:
         counts = check_campaign("tiny-water", committee_size=2)
         assert counts["iterations"] == 3  # seed + 2 exploring iterations (the cap)
         assert counts["labels_ok"] >= 12 + 1  # the seeds, and something learnt after
-        stats = {it.index: it.stats for it in Iteration.objects.order_by("index")}
+        campaign = campaigns.get_campaign("tiny-water")
+        stats = {it.index: it.stats for it in iterations.campaign_iterations(campaign.id)}
+        assert stats[0].seed is not None and stats[0].selected == stats[0].labelling.to_label
+        assert Stage.SEED in stats[0].timings and Stage.EXPLORE not in stats[0].timings
         for k in (1, 2):
-            assert stats[k]["sampled"] > 0
-            assert stats[k]["committee_error"]["n"] == stats[k]["labelled"]
-            assert (
-                stats[k]["timings"]["label"]["wall_s"] >= stats[k]["timings"]["label"]["compute_s"]
-            )
-        before = Campaign.objects.get(name="tiny-water").updated_at
+            assert stats[k].explore.sampled > 0
+            assert stats[k].committee_error.n == stats[k].labelling.labelled
+            label = stats[k].timings[Stage.LABEL]
+            assert label.wall_s >= label.compute_s
+        before = campaign.updated_at
     finally:
         connection.disconnect()
     # The Prefect UI gets each exploring iteration's table as a markdown artifact.
     for k in (1, 2):
         markdown = _artifact(f"tiny-water-iteration-{k}")
         assert f"# tiny-water: iteration {k}" in markdown
-        assert re.search(rf"\| water \| {stats[k]['sampled']} \|", markdown), markdown
+        assert re.search(rf"\| water \| {stats[k].explore.sampled} \|", markdown), markdown
 
     again = run_aloop(["run", str(tiny_config), "--db", db], env)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -57,7 +61,8 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
     # finishes it with the rules' status instead of staying "interrupted".
     connection.connect(db)
     try:
-        repo.set_campaign_status(Campaign.objects.get(name="tiny-water"), "stopped", "interrupted")
+        campaign = campaigns.get_campaign("tiny-water")
+        campaigns.set_campaign_status(campaign.id, CampaignStatus.STOPPED, "interrupted")
     finally:
         connection.disconnect()
     finish = run_aloop(["run", str(tiny_config), "--db", db], env)
@@ -66,7 +71,7 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
     connection.connect(db)
     try:
         assert check_campaign("tiny-water", committee_size=2)["label_ids"] == counts["label_ids"]
-        before = Campaign.objects.get(name="tiny-water").updated_at
+        before = campaigns.get_campaign("tiny-water").updated_at
     finally:
         connection.disconnect()
     again = run_aloop(["run", str(tiny_config), "--db", db], env)
@@ -74,7 +79,7 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
     connection.connect(db)
     try:
         assert check_campaign("tiny-water", committee_size=2)["label_ids"] == counts["label_ids"]
-        assert Campaign.objects.get(name="tiny-water").updated_at == before
+        assert campaigns.get_campaign("tiny-water").updated_at == before
     finally:
         connection.disconnect()
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from mongoengine.connection import get_db
 
+from aloop.vocabulary import Stage, StageStatus
 from db import connection
 from db.documents import Label, Model
 from tests.flows.conftest import campaign_env, run_aloop, start_aloop
@@ -52,7 +53,7 @@ def test_sigkill_at_three_points_then_resume(prefect_api, tiny_config, tmp_path)
     try:
         db = get_db()
 
-        def stage(index: int, name: str) -> str | None:
+        def stage(index: int, name: Stage) -> str | None:
             it = db["iterations"].find_one({"index": index})
             return it["stages"][name]["status"] if it else None
 
@@ -68,7 +69,8 @@ def test_sigkill_at_three_points_then_resume(prefect_api, tiny_config, tmp_path)
             str(lab.id): lab.created_at for lab in Label.objects(iteration=0).only("created_at")
         }
         assert 2 <= len(first_labels) < n_seeds
-        assert stage(0, "label") == "running"
+        assert stage(0, Stage.SEED) == StageStatus.DONE
+        assert stage(0, Stage.LABEL) == StageStatus.RUNNING
 
         # 2. Mid-training: member 0 of iteration 1 stored, member 1 not yet.
         proc = start_aloop(args, env, log)
@@ -83,8 +85,8 @@ def test_sigkill_at_three_points_then_resume(prefect_api, tiny_config, tmp_path)
 
         # 3. Mid-exploration of iteration 1.
         proc = start_aloop(args, env, log)
-        _kill_when(proc, lambda: stage(1, "explore") == "running", "exploration", log)
-        assert stage(1, "select") == "pending"
+        _kill_when(proc, lambda: stage(1, Stage.EXPLORE) == StageStatus.RUNNING, "exploration", log)
+        assert stage(1, Stage.SELECT) == StageStatus.PENDING
 
         # 4. Run to the end.
         done = run_aloop(args, env)

@@ -1,0 +1,293 @@
+"""Typed statistics of an iteration: written by the stages, read by everyone else.
+
+Each stage returns one of the ``*Stats`` models below; its :meth:`StageStats.to_doc` is
+what the data layer merges into the iteration's ``stats`` document (the layout stored
+since the first release, so old campaigns read back unchanged). :class:`IterationStats`
+is the read side: built from a stored ``stats`` document, it is what convergence, the
+CLI, the dashboard and the Prefect artifact all read, through attributes, not key strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aloop.vocabulary import Stage
+
+
+class _Stats(BaseModel):
+    # Stored documents may carry keys a newer release added: ignore them when reading.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def to_doc(self) -> dict[str, Any]:
+        """The stored form: plain JSON types, unset (None) values left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class StageStats(_Stats):
+    """What one stage adds to its iteration's statistics: its :meth:`to_doc` keys are
+    top-level keys of the iteration's ``stats``."""
+
+    def summary(self) -> str:
+        """One line for the progress display."""
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------ seeding
+
+
+class SeedStats(StageStats):
+    """Iteration 0: the starting structures and their rattled copies, all selected."""
+
+    seeded: int
+    seeded_new: int = 0
+    selected: int
+
+    def summary(self) -> str:
+        return f"{self.seeded} seed structures (initial + rattled)"
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class TrainingStats(_Stats):
+    """The committee trained at the start of an iteration (mean over members)."""
+
+    structures: int
+    members_trained: int
+    valid_forces_rmse: float
+    valid_energy_rmse_per_atom: float
+
+
+class TrainStats(StageStats):
+    """Stored under ``training``."""
+
+    training: TrainingStats
+
+    def summary(self) -> str:
+        t = self.training
+        return (
+            f"{t.structures} structures, {t.members_trained} member(s) trained, "
+            f"valid force RMSE {t.valid_forces_rmse:.3f} eV/Å"
+        )
+
+
+# ---------------------------------------------------------------------------- exploring
+
+
+class Histogram(_Stats):
+    """Counts of the max force deviation per bin ``[edges[i], edges[i+1])``."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class VerdictCounts(_Stats):
+    """Frames by trust-window verdict and the ratios they make."""
+
+    sampled: int
+    accurate: int
+    candidate: int
+    failed: int
+    accurate_ratio: float
+
+
+class SystemStats(VerdictCounts):
+    """One system's exploration in one iteration."""
+
+    name: str
+    candidate_ratio: float
+    failed_ratio: float
+    histogram: Histogram
+    trust_lo: float
+    trust_hi: float
+    walkers: int
+    md_steps: int
+    committee_calls: int
+    walker_stops: dict[str, int] = Field(default_factory=dict)
+
+
+class ExploreStats(StageStats, VerdictCounts):
+    """Every system's exploration, with the totals over systems."""
+
+    systems: list[SystemStats]
+
+    def summary(self) -> str:
+        return "; ".join(
+            f"{x.name}: {x.sampled} frames, {x.accurate_ratio:.0%} accurate, "
+            f"{x.candidate} candidate, {x.failed} failed"
+            for x in self.systems
+        )
+
+    @classmethod
+    def of(cls, systems: list[SystemStats]) -> ExploreStats:
+        """Totals and the overall accurate ratio from the per-system statistics."""
+        sampled = sum(s.sampled for s in systems)
+        accurate = sum(s.accurate for s in systems)
+        return cls(
+            systems=systems,
+            sampled=sampled,
+            accurate=accurate,
+            candidate=sum(s.candidate for s in systems),
+            failed=sum(s.failed for s in systems),
+            accurate_ratio=accurate / sampled if sampled else 0.0,
+        )
+
+
+# ---------------------------------------------------------------------------- selecting
+
+
+class SystemSelection(_Stats):
+    """One system's selection: candidates seen, selected, and duplicates dropped."""
+
+    candidates: int = 0
+    selected: int = 0
+    duplicates: int = 0
+
+
+class SelectStats(StageStats):
+    """Every system's selection, with the totals."""
+
+    selection: dict[str, SystemSelection]
+    selected: int
+    duplicates: int
+
+    def summary(self) -> str:
+        dupes = f", {self.duplicates} duplicates" if self.duplicates else ""
+        return f"{self.selected} selected{dupes}"
+
+    @classmethod
+    def of(cls, selection: dict[str, SystemSelection]) -> SelectStats:
+        """Totals from the per-system selection."""
+        return cls(
+            selection=selection,
+            selected=sum(s.selected for s in selection.values()),
+            duplicates=sum(s.duplicates for s in selection.values()),
+        )
+
+
+# ---------------------------------------------------------------------------- labelling
+
+
+class LabelStats(StageStats):
+    """The iteration's labelling: outcomes at the label settings, DFT time spent."""
+
+    to_label: int
+    labelled: int
+    label_failures: int
+    label_failure_reasons: dict[str, int] = Field(default_factory=dict)
+    unlabelled: int = 0
+    dft_wall_s: float = 0.0
+
+    def summary(self) -> str:
+        left = f", {self.unlabelled} left unlabelled" if self.unlabelled else ""
+        return (
+            f"{self.labelled} ok, {self.label_failures} failed, DFT {self.dft_wall_s:.1f} s{left}"
+        )
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+class CommitteeError(_Stats):
+    """The exploring committee's error on the frames labelled in its iteration.
+
+    ``n`` is the number of frames; the errors are None when there were none.
+    """
+
+    n: int = 0
+    energy_rmse_per_atom: float | None = None
+    energy_mae_per_atom: float | None = None
+    forces_rmse: float | None = None
+    forces_mae: float | None = None
+    forces_max: float | None = None
+
+
+class StageTiming(_Stats):
+    """A stage's wall time and the part of it spent in the science call."""
+
+    wall_s: float
+    compute_s: float
+
+
+class IterationStats(_Stats):
+    """Everything stored about one iteration, each stage's part None until it ran."""
+
+    seed: SeedStats | None = None
+    training: TrainingStats | None = None
+    explore: ExploreStats | None = None
+    selection: SelectStats | None = None
+    labelling: LabelStats | None = None
+    committee_error: CommitteeError | None = None
+    timings: dict[Stage, StageTiming] = Field(default_factory=dict)
+    wall_s: float | None = None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any] | None, index: int) -> IterationStats:
+        """Read a stored ``stats`` document of iteration ``index``.
+
+        Campaigns stored before iteration 0 had a seed stage of its own kept the seed's
+        statistics in the explore slot and wrote ``training: {skipped: ...}``: both are
+        read as the seed stage's.
+        """
+        d = dict(doc or {})
+        timings = {
+            Stage(k): StageTiming.model_validate(v) for k, v in (d.get("timings") or {}).items()
+        }
+        if index == 0 and Stage.EXPLORE in timings and Stage.SEED not in timings:
+            timings[Stage.SEED] = timings.pop(Stage.EXPLORE)
+        training = d.get("training")
+        return cls(
+            seed=SeedStats.model_validate({"selected": d.get("seeded", 0), **d})
+            if "seeded" in d
+            else None,
+            training=TrainingStats.model_validate(training)
+            if training and "structures" in training
+            else None,
+            explore=ExploreStats.model_validate(d) if "systems" in d else None,
+            selection=SelectStats.model_validate(d) if "selection" in d else None,
+            labelling=LabelStats.model_validate(d) if "to_label" in d else None,
+            committee_error=CommitteeError.model_validate(d["committee_error"])
+            if d.get("committee_error")
+            else None,
+            timings=timings,
+            wall_s=d.get("iteration_wall_s"),
+        )
+
+    # Views across stages: the numbers a table row or a stopping rule asks for.
+
+    @property
+    def selected(self) -> int | None:
+        """Structures selected for labelling (iteration 0: every seed structure)."""
+        if self.selection is not None:
+            return self.selection.selected
+        return self.seed.selected if self.seed is not None else None
+
+    @property
+    def labelled(self) -> int | None:
+        """Successful labels made in the iteration."""
+        return self.labelling.labelled if self.labelling is not None else None
+
+    @property
+    def label_failures(self) -> int | None:
+        """Failed or rejected labels of the iteration."""
+        return self.labelling.label_failures if self.labelling is not None else None
+
+    @property
+    def committee_forces_rmse(self) -> float | None:
+        """The committee's force RMSE on the new labels, when frames were labelled."""
+        err = self.committee_error
+        return err.forces_rmse if err is not None and err.n else None
+
+    def accurate_ratios(self, per_system: bool) -> list[float]:
+        """The accurate ratios a stopping rule compares: one overall, or one per system."""
+        if self.explore is None:
+            return [] if per_system else [0.0]
+        if per_system:
+            return [s.accurate_ratio for s in self.explore.systems]
+        return [self.explore.accurate_ratio]
+
+
+#: What a stage function returns: its statistics and the seconds spent computing.
+StageResult = tuple[StageStats, float]

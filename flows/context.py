@@ -1,0 +1,103 @@
+"""What every stage of one campaign run shares: the config, the campaign, the label
+settings per system, and reads that stay fixed for the length of an iteration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aloop.errors import AloopError
+from aloop.records import LabelRecord
+from aloop.structures import load_system_structures
+from db import labels, models
+from dft.batch import LabelTask
+from dft.settings import LabelSettings
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+    from aloop.config import CampaignConfig
+    from aloop.models.committee import Committee
+    from aloop.progress import Reporter
+    from aloop.records import CampaignRecord
+
+#: Labels one batch: ``(jobs, on_record)`` where each job is ``(LabelTask, LabelSettings)``
+#: and ``on_record`` must be called with every record as soon as it exists.
+LabelRunner = Callable[
+    [Sequence[tuple[LabelTask, LabelSettings]], Callable[[LabelRecord], None]], None
+]
+
+
+class CampaignError(AloopError):
+    """The campaign cannot go on as it stands (e.g. too few successful labels to train):
+    the command failed (exit 1), and rerunning it unchanged will fail the same way."""
+
+
+@dataclass
+class Loop:
+    """What every stage of one campaign run shares."""
+
+    cfg: CampaignConfig
+    campaign: CampaignRecord
+    base_dir: Path
+    workdir: Path
+    reporter: Reporter
+    _committees: dict[int, Committee] = field(default_factory=dict, repr=False)
+    _labelled: tuple[int, list, list] = field(default=(-1, [], []), repr=False)
+
+    def label_settings(self, system: str) -> LabelSettings:
+        """Labelling settings of a system (periodic systems use the GTH options)."""
+        return self._settings[system]
+
+    @cached_property
+    def _settings(self) -> dict[str, LabelSettings]:
+        out = {}
+        for s in self.cfg.systems:
+            periodic = bool(self.starts[s.name][0].pbc.any())
+            out[s.name] = LabelSettings.from_config(self.cfg.dft, periodic=periodic)
+        return out
+
+    @cached_property
+    def starts(self) -> dict[str, list[Atoms]]:
+        """Each system's starting geometries from the campaign file."""
+        return {s.name: load_system_structures(s, self.base_dir) for s in self.cfg.systems}
+
+    def labelled_before(self, iteration: int) -> tuple[list[str], list[Atoms]]:
+        """Structures labelled before ``iteration`` (ids, Atoms with REF_ keys).
+
+        Fixed once the iteration starts (earlier labelling is done), so train, explore
+        and select share one read instead of three.
+        """
+        if self._labelled[0] != iteration:
+            ids, frames = labels.labelled_frames(
+                self.campaign.id, self.settings_hashes(), before_iteration=iteration
+            )
+            self._labelled = (iteration, ids, frames)
+        return self._labelled[1], self._labelled[2]
+
+    def settings_hashes(self) -> list[str]:
+        """The label settings hashes in use (one per kind of system)."""
+        return sorted({s.settings_hash() for s in self._settings.values()})
+
+    def committee(self, iteration: int) -> tuple[Committee, list[Any]]:
+        """The committee trained in ``iteration`` (loaded once) and its model ids."""
+        from aloop.models.committee import Committee
+        from aloop.models.io import load_model, pick_device
+
+        members = models.committee_models(self.campaign.id, iteration)
+        if len(members) != self.cfg.model.committee_size:
+            raise CampaignError(
+                f"iteration {iteration} has {len(members)} trained members, "
+                f"expected {self.cfg.model.committee_size}"
+            )
+        if iteration not in self._committees:
+            device = pick_device(self.cfg.model.device)
+            loaded = [
+                load_model(models.load_model_weights(m.id), m.sha256, device=device)
+                for m in members
+            ]
+            self._committees = {iteration: Committee(loaded, device=device)}
+        return self._committees[iteration], [m.id for m in members]

@@ -1,0 +1,88 @@
+"""A campaign stored by the release before the typed contracts (issue 16) still reads the
+same and resumes.
+
+The fixture in tests/fixtures/legacy_campaign/ was written by that release itself (see
+its README): the tiny water campaign stopped at its cap of one exploring iteration, every
+document of its store (GridFS weights included) dumped as extended JSON, and the
+``aloop status`` table that release printed for it.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+import yaml
+from bson import json_util
+
+from db import connection
+from tests.flows.conftest import campaign_env, run_aloop
+from tests.flows.consistency import check_campaign
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_campaign"
+
+pytestmark = pytest.mark.slow
+
+
+def _restore(db_uri: str) -> None:
+    """Write the dumped documents into an empty store, as they were stored."""
+    dump = json_util.loads(gzip.decompress((FIXTURE / "store.json.gz").read_bytes()))
+    connection.connect(db_uri)
+    try:
+        database = connection.database()
+        for name, docs in dump.items():
+            if docs:
+                database[name].insert_many(docs)
+    finally:
+        connection.disconnect()
+
+
+def _table(output: str) -> list[str]:
+    """The table's frame and rows (title and caption wrap with the terminal)."""
+    lines = output.splitlines()
+    top = next(i for i, line in enumerate(lines) if line.startswith("┏"))
+    bottom = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    return lines[top : bottom + 1]
+
+
+def _cells(table: list[str]) -> list[list[str]]:
+    """The header's and each row's cells, stripped."""
+    return [
+        [cell.strip() for cell in line.strip("┃│").split(line[0])]
+        for line in table
+        if line[0] in "┃│"
+    ]
+
+
+def test_a_stored_campaign_shows_the_same_table_and_resumes(prefect_api, tmp_path):
+    db = f"embedded://{tmp_path / 'db'}"
+    _restore(db)
+    env = campaign_env(prefect_api, tmp_path / "data")
+    expected = (FIXTURE / "status-table.txt").read_text().splitlines()
+
+    shown = run_aloop(["status", "legacy-water", "--db", db], env)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "Campaign legacy-water: stopped (iteration cap reached (1))" in shown.stdout
+    assert _table(shown.stdout) == expected
+
+    # Raising the cap (stop settings are outside the result hash) continues the campaign.
+    config = yaml.safe_load((FIXTURE / "legacy-water.yaml").read_text())
+    config["stop"]["max_iterations"] = 2
+    path = tmp_path / "legacy-water.yaml"
+    path.write_text(yaml.safe_dump(config))
+    resumed = run_aloop(["run", str(path), "--db", db], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming campaign legacy-water" in resumed.stderr
+    assert "iteration cap reached (2)" in resumed.stdout
+
+    # Column widths follow the new row's numbers: compare the cells.
+    after = _cells(_table(run_aloop(["status", "legacy-water", "--db", db], env).stdout))
+    assert after[:3] == _cells(expected)  # the header and the two stored iterations
+    assert after[3][0] == "2"
+    connection.connect(db)
+    try:
+        counts = check_campaign("legacy-water", committee_size=2)
+    finally:
+        connection.disconnect()
+    assert counts["iterations"] == 3
