@@ -1,6 +1,6 @@
 """Sampled frames per second: batched committee MD vs ASE walkers run one by one.
 
-    python benchmarks/explore_bench.py [--walkers 16] [--steps 100] [--rounds 3]
+    python benchmarks/explore_bench.py [--walkers 16] [--steps 100] [--rounds 3] [--epochs 3]
 
 K = 4 MACE members (aloop's CPU default size, trained briefly by mace's trainer on
 HF/STO-3G ethanol). Both arms run ASE's Langevin (300 K, 0.5 fs, friction 0.01/fs, FixCom)
@@ -81,9 +81,10 @@ def main() -> None:
     ap.add_argument("--walkers", type=int, default=16)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3, help="training; MD speed does not care")
     args = ap.parse_args()
     labelled, ids = training_set()
-    cfg = ModelConfig(committee_size=4, epochs=3, warm_start="none", batch_size=4)
+    cfg = ModelConfig(committee_size=4, epochs=args.epochs, warm_start="none", batch_size=4)
     with tempfile.TemporaryDirectory() as tmp:
         members = train_committee(labelled, ids, cfg, tmp)
     md = MDSettings(
