@@ -42,6 +42,29 @@ def resolve_db_uri(config_uri: str | None = None) -> str | None:
     return get_settings().db_uri or config_uri
 
 
+#: URI options whose value is a secret, masked like the password.
+_SECRET_OPTIONS = re.compile(r"((?:tlsCertificateKeyFilePassword|password)=)[^&;#]*", re.I)
+
+
+def _userinfo(uri: str) -> tuple[str, str, str] | None:
+    """``(scheme://user:, password, @rest)`` of a URI with a password, else None.
+
+    The password ends at the *last* ``@`` of the URI, so that an unescaped ``@``, ``/``
+    or ``?`` inside it is masked too (masking too much is safe, too little is not).
+    """
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:)(.*)(@[^@]*)$", uri, re.S)
+    return None if match is None else (match[1], match[2], match[3])
+
+
+def uri_secret(uri: str) -> str | None:
+    """The password of ``uri`` as written, or None: what no message may contain."""
+    parts = _userinfo(uri)
+    return parts[1] if parts and parts[1] else None
+
+
 def mask_uri(uri: str) -> str:
     """The URI with any password replaced by ``***`` (safe for logs and pages)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", uri)
+    parts = _userinfo(uri)
+    if parts is not None:
+        uri = f"{parts[0]}***{parts[2]}"
+    return _SECRET_OPTIONS.sub(r"\1***", uri)

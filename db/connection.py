@@ -14,13 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import mongoengine
 from mongoengine.connection import get_db
 
-from aloop.errors import InfrastructureError
+from aloop.errors import InfrastructureError, UserError
 from aloop.settings import mask_uri
+from db.uri import InvalidDatabaseUri, check_mongo_uri, resolve_srv
+
+__all__ = ["DatabaseUnavailable", "InvalidDatabaseUri", "NoEmbeddedStore", "Target", "connect"]
 
 DEFAULT_DB_NAME = "aloop"
 SERVER_TIMEOUT_MS = 3000
@@ -28,6 +30,11 @@ SERVER_TIMEOUT_MS = 3000
 
 class DatabaseUnavailable(InfrastructureError):
     """The configured database cannot be reached or opened; the message names it."""
+
+
+class NoEmbeddedStore(UserError):
+    """A read-only command named an embedded store that does not exist (a typo, most
+    likely): refused rather than served as an empty store."""
 
 
 @dataclass(frozen=True)
@@ -57,19 +64,24 @@ def default_data_dir() -> Path:
 
 
 def parse_uri(uri: str | None) -> Target:
-    """Resolve a URI (or None: the embedded store in the data directory) to a target."""
+    """Resolve a URI (or None: the embedded store in the data directory) to a target.
+
+    Raises
+    ------
+    InvalidDatabaseUri
+        A URI that cannot be right (a user error: one line, the password masked).
+    """
     if not uri:
         return Target("embedded", "embedded://", DEFAULT_DB_NAME, default_data_dir() / "db")
     if uri.startswith(("mongodb://", "mongodb+srv://")):
-        name = urlsplit(uri).path.lstrip("/") or DEFAULT_DB_NAME
-        return Target("mongodb", uri, name)
+        return Target("mongodb", uri, check_mongo_uri(uri))
     if uri.startswith("embedded://"):
         rest = uri.removeprefix("embedded://")
         path = Path(rest).expanduser() if rest else default_data_dir() / "db"
         return Target("embedded", uri, DEFAULT_DB_NAME, path.resolve())
     if uri.startswith("memory://"):
         return Target("memory", uri, uri.removeprefix("memory://") or DEFAULT_DB_NAME)
-    raise DatabaseUnavailable(
+    raise InvalidDatabaseUri(
         f"unknown database URI scheme in {mask_uri(uri)!r}; "
         "use mongodb://, mongodb+srv://, embedded://PATH or memory://NAME"
     )
@@ -91,11 +103,16 @@ def _litemongo_client_class(store_uri: str) -> type:
     return _Client
 
 
-def connect(uri: str | None = None, alias: str = "default") -> Target:
+def connect(uri: str | None = None, alias: str = "default", create: bool = True) -> Target:
     """Connect the documents to ``uri`` and make sure it answers.
+
+    ``create=False`` is for commands that only read: an embedded store that does not
+    exist is refused (:class:`NoEmbeddedStore`) instead of created empty.
 
     Raises
     ------
+    InvalidDatabaseUri
+        At once, for a URI that cannot be right.
     DatabaseUnavailable
         Within a few seconds when a server does not answer or a path cannot be used;
         the message names the host or path, never the password.
@@ -103,24 +120,10 @@ def connect(uri: str | None = None, alias: str = "default") -> Target:
     target = parse_uri(uri)
     mongoengine.disconnect(alias)
     if target.kind == "mongodb":
-        mongoengine.connect(
-            db=target.db_name,
-            host=target.uri,
-            alias=alias,
-            serverSelectionTimeoutMS=SERVER_TIMEOUT_MS,
-            connectTimeoutMS=SERVER_TIMEOUT_MS,
-            uuidRepresentation="standard",
-            tz_aware=True,
-        )
-        _ping(target, alias)
+        _connect_server(target, alias)
     else:
         if target.kind == "embedded":
-            assert target.path is not None
-            try:
-                target.path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise DatabaseUnavailable(f"cannot use {target.display}: {exc.strerror}") from None
-            store_uri = f"file://{target.path}"
+            store_uri = f"file://{_embedded_path(target, create)}"
         else:
             store_uri = f"mem://{target.db_name}?engine=memory"
         mongoengine.connect(
@@ -134,6 +137,63 @@ def connect(uri: str | None = None, alias: str = "default") -> Target:
     if alias == "default":  # the documents' own alias; others get indexes when used so
         _ensure_indexes()
     _targets[alias] = target
+    return target
+
+
+def _embedded_path(target: Target, create: bool) -> Path:
+    """The embedded store's directory: created, or (``create=False``) required to exist."""
+    assert target.path is not None
+    if not create:
+        if not (target.path / target.db_name).is_dir():
+            raise NoEmbeddedStore(
+                f"no embedded store at {target.path} (check the path; `aloop run` creates one)"
+            )
+        return target.path
+    try:
+        target.path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot use {target.display}: {exc.strerror}") from None
+    return target.path
+
+
+def _connect_server(target: Target, alias: str) -> None:
+    """Connect ``alias`` to a MongoDB server and ping it, each step within the timeout."""
+    from pymongo.errors import PyMongoError
+
+    if target.uri.startswith("mongodb+srv://"):
+        try:
+            resolve_srv(target.uri, SERVER_TIMEOUT_MS / 1000)
+        except InvalidDatabaseUri:
+            raise
+        except InfrastructureError as exc:
+            raise DatabaseUnavailable(str(exc)) from None
+    try:
+        mongoengine.connect(
+            db=target.db_name,
+            host=target.uri,
+            alias=alias,
+            serverSelectionTimeoutMS=SERVER_TIMEOUT_MS,
+            connectTimeoutMS=SERVER_TIMEOUT_MS,
+            uuidRepresentation="standard",
+            tz_aware=True,
+        )
+    except (PyMongoError, ValueError) as exc:  # checked above: what is left is the server's
+        mongoengine.disconnect(alias)
+        raise DatabaseUnavailable(
+            f"cannot connect to MongoDB at {target.display}: {mask_uri(str(exc))}"
+        ) from None
+    _ping(target, alias)
+
+
+def check_reachable(uri: str | None) -> Target:
+    """Refuse a bad URI or an unreachable database now, before a long command starts.
+
+    Connects (an embedded store is created if missing, as the command will), pings and
+    disconnects, on an alias of its own; raises as :func:`connect` does.
+    """
+    alias = "aloop-check"
+    target = connect(uri, alias=alias)
+    disconnect(alias)
     return target
 
 

@@ -87,7 +87,7 @@ def export(
         raise UserError(str(exc)) from None
     if outliers is not None and outliers <= 0:
         raise UserError("--outliers must be a positive number of standard deviations")
-    with connected(uri_in_force(db_uri)):
+    with connected(uri_in_force(db_uri), create=False):
         query = ExportQuery(
             campaigns=campaign,
             systems=system,

@@ -31,14 +31,17 @@ def uri_in_force(option: str | None, config_uri: str | None = None) -> str | Non
 
 
 @contextmanager
-def connected(uri: str | None, alias: str = "default") -> Iterator[Target]:
+def connected(uri: str | None, alias: str = "default", create: bool = True) -> Iterator[Target]:
     """Connected to ``uri`` inside the block, disconnected after it, however it ends.
 
-    Raises ``DatabaseUnavailable`` (exit 1) when the database does not answer.
+    ``create=False`` (commands that only read): a missing embedded store is refused
+    (exit 2) instead of created empty. Raises ``InvalidDatabaseUri`` (exit 2) for a URI
+    that cannot be right, ``DatabaseUnavailable`` (exit 1) when the database does not
+    answer.
     """
     from db import connection
 
-    target = connection.connect(uri, alias=alias)
+    target = connection.connect(uri, alias=alias, create=create)
     try:
         yield target
     finally:

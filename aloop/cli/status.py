@@ -23,7 +23,7 @@ def status(
     from db import campaigns, iterations
 
     console = Console()
-    with connected(uri_in_force(db_uri)) as target:
+    with connected(uri_in_force(db_uri), create=False) as target:
         if campaign is None:
             console.print(campaigns_table(campaigns.list_campaigns(), target.display))
         else:

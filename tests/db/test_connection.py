@@ -36,7 +36,7 @@ def test_unreachable_server_fails_fast_naming_host_not_password():
 
 
 def test_unknown_scheme_is_refused():
-    with pytest.raises(connection.DatabaseUnavailable, match="unknown database URI scheme"):
+    with pytest.raises(connection.InvalidDatabaseUri, match="unknown database URI scheme"):
         connection.connect("postgres://localhost/aloop")
 
 
