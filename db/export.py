@@ -21,6 +21,23 @@ from db.documents import Campaign
 from db.scan import scan
 
 
+def _check_finite(sid: Any, energy: Any, forces: Any, stress: Any) -> None:
+    """Refuse an "ok" label that is not finite (imports before they were checked stored
+    NaN): exporting it would hand MACE a NaN, and no split file is written yet."""
+    bad = [
+        name
+        for name, value in (("energy", energy), ("forces", forces), ("stress", stress))
+        if (value is None and name != "stress")
+        or (value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))))
+    ]
+    if bad:
+        raise ExportError(
+            f"structure {sid} has an ok label whose {' and '.join(bad)} is not finite "
+            "(stored by an older release's import): nothing was written; import the data "
+            "again into a new campaign, or export the others with --origin/--iteration"
+        )
+
+
 @dataclass
 class ExportQuery:
     """What to export; empty lists mean "any"."""
@@ -131,6 +148,7 @@ class DatabaseSource:
                 continue
             forces = decode_array(d["forces"], db)
             stress = decode_array(d["stress"], db) if d.get("stress") else None
+            _check_finite(sid, d.get("energy"), forces, stress)
             self._settings.setdefault(d["settings_hash"], d.get("settings") or {})
             scalars[sid] = (
                 d["settings_hash"],

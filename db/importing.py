@@ -9,17 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aloop.dataset.export import sha256_file
-from aloop.dataset.importing import ImportedFrame
-from aloop.errors import UserError
+from aloop.dataset.importing import ImportedFrame, ImportRefused
 from aloop.records import CampaignRecord, LabelRecord, StructureRecord
 from aloop.vocabulary import LabelStatus, Origin, Stage, StageStatus, Verdict
 from db.iterations import find_iteration
 from db.labels import record_label
 from db.structures import insert_structures
 
-
-class ImportRefused(UserError):
-    """The import would leave structures that the campaign will never label."""
+__all__ = ["ImportRefused", "ImportResult", "import_frames"]
 
 
 @dataclass
