@@ -13,11 +13,13 @@ import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from aloop.config_file import CampaignFileError, read_campaign_yaml
 from aloop.config_sections import (
     SCF_STRATEGIES,
     DatabaseConfig,
@@ -43,6 +45,7 @@ __all__ = [
     "HASH_NEUTRAL_DEFAULTS",
     "SCF_STRATEGIES",
     "CampaignConfig",
+    "ConfigCheck",
     "ConfigError",
     "DFTConfig",
     "DatabaseConfig",
@@ -120,7 +123,9 @@ class CampaignConfig(Section):
     def _cross_checks(self, info: ValidationInfo) -> CampaignConfig:
         base_dir = Path((info.context or {}).get("base_dir", "."))
         for i, system in enumerate(self.systems):
-            check_system_structures(system, f"systems.{i}", base_dir)
+            check_system_structures(
+                system, f"systems.{i}", base_dir, self.dft.guard.min_distance_factor
+            )
             window = self.trust_window(system.name)
             stop_at = self.explore.stop.force_dev_factor * window.hi
             if stop_at <= window.lo:
@@ -174,7 +179,8 @@ _KEYED_MESSAGE = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w]+)+): ")
 def _format_errors(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
-        msg = err["msg"].removeprefix("Value error, ")
+        # One line per problem, whatever a message quotes (a file's, ase.io's text).
+        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
         loc = _format_loc(err["loc"])
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -201,29 +207,31 @@ def parse_config(
         raise ConfigError(_format_errors(exc), source) from None
 
 
-def load_config(path: Path | str) -> CampaignConfig:
-    """Read and validate a campaign YAML file.
+#: A check of a validated campaign that needs an outer layer (dft/ asks PySCF whether a
+#: basis set exists): it takes the campaign and the folder of its file and returns one
+#: line per problem, each starting with the key path.
+ConfigCheck = Callable[[CampaignConfig, Path], list[str]]
+
+
+def load_config(path: Path | str, checks: Sequence[ConfigCheck] = ()) -> CampaignConfig:
+    """Read and validate a campaign YAML file, then run ``checks`` on it.
 
     Raises
     ------
     ConfigError
-        The file is missing, is not YAML, or fails validation; one line per problem.
+        The file is missing, not a regular UTF-8 file, not YAML (or repeats a key), fails
+        validation or one of ``checks``; one line per problem.
     """
-    import yaml
-
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError([f"cannot read file: {exc.strerror}"], str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"(yaml) {where}{problem}"], str(path)) from None
-    return parse_config(data, base_dir=path.parent, source=str(path))
+        data = read_campaign_yaml(path)
+    except CampaignFileError as exc:
+        raise ConfigError([str(exc)], str(path)) from None
+    cfg = parse_config(data, base_dir=path.parent, source=str(path))
+    problems = [p for check in checks for p in check(cfg, path.parent)]
+    if problems:
+        raise ConfigError(problems, str(path))
+    return cfg
 
 
 def _value_at(section: Section, key: str) -> Any:

@@ -9,12 +9,45 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegativeFloat = Annotated[float, Field(ge=0)]
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+#: Largest count any setting may hold: beyond it a loop or an allocation never ends.
+MAX_COUNT = 10**9
+#: Frames one iteration's walkers may sample per system: each is held in memory (and
+#: stored) before selection, so more than this cannot fit.
+MAX_FRAMES = 10**7
+
+
+def _not_bool(value: Any) -> Any:
+    """``value``, unless it is a boolean: YAML's ``true`` is not the number 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
+    return value
+
+
+_NUMBER = BeforeValidator(_not_bool)
+Float = Annotated[float, _NUMBER]
+Int = Annotated[int, _NUMBER]
+Bool = Annotated[bool, Strict()]
+PositiveFloat = Annotated[float, _NUMBER, Field(gt=0)]
+NonNegativeFloat = Annotated[float, _NUMBER, Field(ge=0)]
+PositiveInt = Annotated[int, _NUMBER, Field(gt=0, le=MAX_COUNT)]
+NonNegativeInt = Annotated[int, _NUMBER, Field(ge=0, le=MAX_COUNT)]
+#: A random seed: numpy's legacy generators and MACE take an unsigned 32-bit one.
+Seed = Annotated[int, _NUMBER, Field(ge=0, le=2**32 - 1)]
+#: K; above 10^5 K no chemistry is left to learn and MD integrators blow up.
+Temperature = Annotated[float, _NUMBER, Field(gt=0, le=1e5)]
+#: GPa; 10^4 GPa is thirty times the pressure at the centre of the Earth.
+Pressure = Annotated[float, _NUMBER, Field(ge=-1e3, le=1e4)]
+Name = Annotated[str, Field(min_length=1)]
 
 SCF_STRATEGIES = ("diis", "damping_levelshift", "newton", "initial_guess", "smearing")
 
@@ -29,7 +62,7 @@ def _require_items(values: list, message: str) -> list:
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TrustWindow(Section):
@@ -53,14 +86,14 @@ class SystemConfig(Section):
     """
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")]
-    molecule: str | None = None
-    structure: str | None = None
-    index: str = Field(":", description="ase.io index into the structure file")
-    charge: int = 0
+    molecule: Name | None = None
+    structure: Name | None = None
+    index: Name = Field(":", description="ase.io index into the structure file")
+    charge: Int = 0
     multiplicity: PositiveInt = 1
-    pbc: bool | None = Field(None, description="override the periodicity from the file")
-    temperatures: list[PositiveFloat] | None = Field(None, description="K; overrides explore")
-    pressures_gpa: list[float] | None = None
+    pbc: Bool | None = Field(None, description="override the periodicity from the file")
+    temperatures: list[Temperature] | None = Field(None, description="K; overrides explore")
+    pressures_gpa: list[Pressure] | None = None
     trust: TrustWindow | None = Field(None, description="overrides select.trust")
 
     @model_validator(mode="after")
@@ -73,10 +106,10 @@ class SystemConfig(Section):
 class PeriodicDFT(Section):
     """Options for periodic cells (pyscf.pbc at the Gamma point)."""
 
-    pseudo: str = "gth-pade"
-    basis: str = "gth-szv"
+    pseudo: Name = "gth-pade"
+    basis: Name = "gth-szv"
     ke_cutoff_hartree: PositiveFloat | None = None
-    multigrid: bool = Field(True, description="needed for analytic RKS Gamma gradients")
+    multigrid: Bool = Field(True, description="needed for analytic RKS Gamma gradients")
     smearing_hartree: NonNegativeFloat = 0.0
 
 
@@ -84,12 +117,12 @@ class SCFConfig(Section):
     """SCF convergence, wall-clock limit and the ordered recovery ladder."""
 
     conv_tol: PositiveFloat = 1e-9
-    max_cycle: PositiveInt = 100
+    max_cycle: Annotated[int, _NUMBER, Field(gt=0, le=10**6)] = 100
     timeout_s: PositiveFloat = 3600.0
     recovery: list[Literal[SCF_STRATEGIES]] = Field(  # type: ignore[valid-type]
         default_factory=lambda: ["diis", "damping_levelshift", "newton", "initial_guess"]
     )
-    damping: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    damping: Annotated[float, _NUMBER, Field(ge=0, lt=1)] = 0.5
     level_shift_hartree: NonNegativeFloat = 0.25
 
     @field_validator("recovery")
@@ -104,18 +137,18 @@ class SCFConfig(Section):
 class GeometryGuard(Section):
     """Checks run before any DFT is spent on a structure."""
 
-    min_distance_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_distance_factor: Annotated[float, _NUMBER, Field(gt=0, le=1)] = 0.5
 
 
 class DFTConfig(Section):
     """Reference method for labelling (PySCF)."""
 
     method: Literal["HF", "DFT"] = "DFT"
-    xc: str = "PBE"
-    basis: str = "def2-SVP"
-    density_fit: bool = False
-    auxbasis: str | None = None
-    grid_level: Annotated[int, Field(ge=0, le=9)] = 3
+    xc: Name = "PBE"
+    basis: Name = "def2-SVP"
+    density_fit: Bool = False
+    auxbasis: Name | None = None
+    grid_level: Annotated[int, _NUMBER, Field(ge=0, le=9)] = 3
     dispersion: Literal["d3bj", "d3zero", "d4"] | None = None
     periodic: PeriodicDFT = PeriodicDFT()
     scf: SCFConfig = SCFConfig()
@@ -130,17 +163,17 @@ class DFTConfig(Section):
 class ModelConfig(Section):
     """MACE committee hyperparameters; defaults are small and CPU-friendly."""
 
-    committee_size: Annotated[int, Field(ge=2, le=32)] = 4
-    seeds: list[int] | None = Field(None, description="one per member; default 0..K-1")
-    bootstrap: bool = False
-    r_max: PositiveFloat = 5.0
-    num_channels: PositiveInt = 16
-    max_L: Annotated[int, Field(ge=0, le=3)] = 0
-    max_ell: Annotated[int, Field(ge=1, le=4)] = 3
-    correlation: Annotated[int, Field(ge=1, le=4)] = 2
-    num_interactions: Annotated[int, Field(ge=1, le=4)] = 2
-    num_radial_basis: PositiveInt = 8
-    epochs: PositiveInt = 60
+    committee_size: Annotated[int, _NUMBER, Field(ge=2, le=32)] = 4
+    seeds: list[Seed] | None = Field(None, description="one per member; default 0..K-1")
+    bootstrap: Bool = False
+    r_max: Annotated[float, _NUMBER, Field(gt=0, le=30)] = Field(5.0, description="Å")
+    num_channels: Annotated[int, _NUMBER, Field(gt=0, le=4096)] = 16
+    max_L: Annotated[int, _NUMBER, Field(ge=0, le=3)] = 0
+    max_ell: Annotated[int, _NUMBER, Field(ge=1, le=4)] = 3
+    correlation: Annotated[int, _NUMBER, Field(ge=1, le=4)] = 2
+    num_interactions: Annotated[int, _NUMBER, Field(ge=1, le=4)] = 2
+    num_radial_basis: Annotated[int, _NUMBER, Field(gt=0, le=1024)] = 8
+    epochs: Annotated[int, _NUMBER, Field(gt=0, le=10**6)] = 60
     min_updates: NonNegativeInt = Field(
         0,
         description="more epochs for a small training set, so that it still gets at "
@@ -149,7 +182,7 @@ class ModelConfig(Section):
     patience: PositiveInt = 20
     batch_size: PositiveInt = 4
     lr: PositiveFloat = 0.01
-    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+    ema_decay: Annotated[float, _NUMBER, Field(gt=0, lt=1)] | None = Field(
         None,
         description="evaluate and save an exponential moving average of the weights "
         "(MACE --ema); with a few frames and batch 4 the raw weights jump from step to "
@@ -157,7 +190,7 @@ class ModelConfig(Section):
     )
     energy_weight: NonNegativeFloat = 1.0
     forces_weight: NonNegativeFloat = 100.0
-    valid_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    valid_fraction: Annotated[float, _NUMBER, Field(gt=0, lt=1)] = 0.1
     dtype: Literal["float32", "float64"] = "float64"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     warm_start: Literal["none", "previous", "foundation"] = "previous"
@@ -186,10 +219,10 @@ class ModelConfig(Section):
 class ExploreStop(Section):
     """When a walker stops early."""
 
-    force_dev_factor: Annotated[float, Field(ge=1)] = Field(
+    force_dev_factor: Annotated[float, _NUMBER, Field(ge=1)] = Field(
         2.0, description="stop when max force deviation >= factor * trust hi"
     )
-    min_distance_factor: Annotated[float, Field(gt=0, le=1)] = 0.5
+    min_distance_factor: Annotated[float, _NUMBER, Field(gt=0, le=1)] = 0.5
     max_bond_stretch: PositiveFloat = Field(
         2.5, description="non-periodic: a fragment farther than this x covalent length"
     )
@@ -199,15 +232,16 @@ class ExploreConfig(Section):
     """Committee-driven MD exploration."""
 
     ensemble: Literal["nvt", "nve", "npt"] = "nvt"
-    temperatures: list[PositiveFloat] = Field(default_factory=lambda: [300.0])
-    pressures_gpa: list[float] = Field(default_factory=list)
-    timestep_fs: PositiveFloat = 0.5
+    temperatures: list[Temperature] = Field(default_factory=lambda: [300.0])
+    pressures_gpa: list[Pressure] = Field(default_factory=list)
+    #: above 10 fs even hydrogen-free MD integrates nothing but noise
+    timestep_fs: Annotated[float, _NUMBER, Field(gt=0, le=10)] = 0.5
     friction_per_fs: PositiveFloat = 0.01
     steps: PositiveInt = 1000
     sample_interval: PositiveInt = 10
-    walkers_per_system: PositiveInt = 4
+    walkers_per_system: Annotated[int, _NUMBER, Field(gt=0, le=10**5)] = 4
     stop: ExploreStop = ExploreStop()
-    seed: int = 0
+    seed: Seed = 0
 
     @field_validator("temperatures")
     @classmethod
@@ -221,6 +255,13 @@ class ExploreConfig(Section):
                 f"sample_interval ({self.sample_interval}) exceeds steps ({self.steps}): "
                 "no frame would be sampled"
             )
+        frames = self.walkers_per_system * (self.steps // self.sample_interval)
+        if frames > MAX_FRAMES:
+            raise ValueError(
+                f"explore.steps: {self.walkers_per_system} walkers x {self.steps} steps / "
+                f"sample_interval {self.sample_interval} = {frames:.3g} frames per system "
+                f"per iteration, more than the {MAX_FRAMES:.0e} that fit in memory"
+            )
         if self.ensemble == "npt" and not self.pressures_gpa:
             raise ValueError("ensemble 'npt' needs pressures_gpa")
         return self
@@ -233,15 +274,15 @@ class SelectConfig(Section):
     max_per_system: PositiveInt = 10
     diversity: Literal["fps", "weighted_fps", "kmeans", "random"] = "fps"
     dedupe_distance: NonNegativeFloat = 1e-3
-    adaptive_lo: bool = False
-    seed: int = 0
+    adaptive_lo: Bool = False
+    seed: Seed = 0
 
 
 class StopConfig(Section):
     """Convergence criteria of the campaign."""
 
     max_iterations: PositiveInt = 10
-    accurate_ratio: Annotated[float, Field(gt=0, le=1)] = 0.95
+    accurate_ratio: Annotated[float, _NUMBER, Field(gt=0, le=1)] = 0.95
     patience: PositiveInt = 2
     scope: Literal["all", "per_system"] = "all"
     force_error_target: PositiveFloat | None = Field(None, description="eV/Å")
@@ -250,9 +291,10 @@ class StopConfig(Section):
 class InitialConfig(Section):
     """Iteration 0: labelled perturbations of the starting structures."""
 
-    rattled_per_structure: Annotated[int, Field(ge=0)] = 8
-    rattle_stdev: PositiveFloat = Field(0.05, description="Å")
-    seed: int = 0
+    rattled_per_structure: Annotated[int, _NUMBER, Field(ge=0, le=10**5)] = 8
+    #: beyond 1 Å per coordinate a rattle tears the molecule apart
+    rattle_stdev: Annotated[float, _NUMBER, Field(gt=0, le=1)] = Field(0.05, description="Å")
+    seed: Seed = 0
 
 
 class DatabaseConfig(Section):
@@ -274,7 +316,9 @@ class DatabaseConfig(Section):
 class ExecutionConfig(Section):
     """How work is spread over the machine."""
 
-    label_workers: PositiveInt | None = Field(None, description="default: from the machine")
-    label_threads: PositiveInt | None = None
+    label_workers: Annotated[int, _NUMBER, Field(gt=0, le=4096)] | None = Field(
+        None, description="default: from the machine"
+    )
+    label_threads: Annotated[int, _NUMBER, Field(gt=0, le=4096)] | None = None
     task_runner: Literal["thread", "dask"] = "thread"
     dask_address: str | None = None

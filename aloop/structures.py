@@ -57,8 +57,12 @@ def _named_molecule(name: str) -> Atoms:
 def _read_frames(path: Path, index: str) -> list[Atoms]:
     from ase.io import read
 
-    if not path.is_file():
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a structure file")
+    if not path.exists():
         raise ValueError(f"file not found: {path}")
+    if not path.is_file():  # a FIFO or a device: ase.io would block or read forever
+        raise ValueError(f"{path} is not a regular file")
     try:
         frames = read(path, index=index)
     except Exception as exc:  # ase.io raises many unrelated types for bad files
@@ -70,30 +74,81 @@ def _read_frames(path: Path, index: str) -> list[Atoms]:
     return frames
 
 
-def check_system_structures(system: SystemConfig, where: str, base_dir: Path) -> None:
-    """Load a system's starting geometries once: they must exist, and its charge and
-    multiplicity must fit each of them.
+def check_system_structures(
+    system: SystemConfig, where: str, base_dir: Path, min_distance_factor: float = 0.5
+) -> None:
+    """Load a system's starting geometries once: they must exist, its charge and
+    multiplicity must fit each of them, and each must pass the geometry guard that
+    labelling applies (finite coordinates, no two atoms closer than
+    ``min_distance_factor`` times their covalent sum).
 
     Raises
     ------
     ValueError
         The message starts with the key at fault under ``where`` (``systems.0.charge:``).
     """
+    key = "molecule" if system.molecule is not None else "structure"
     try:
         frames = load_system_structures(system, base_dir)
     except (OSError, ValueError, KeyError) as exc:
-        key = "molecule" if system.molecule else "structure"
         raise ValueError(f"{where}.{key}: {exc}") from None
-    for atoms in frames:
+    for k, atoms in enumerate(frames):
         problem = impossible_spin(atoms, system.charge, system.multiplicity)
+        electrons = electron_count(atoms, system.charge)
         if problem == "charge":
-            raise ValueError(f"{where}.charge: {system.charge} leaves a negative electron count")
+            raise ValueError(
+                f"{where}.charge: {system.charge} leaves {electrons} electrons; "
+                "at least one is needed"
+            )
         if problem == "multiplicity":
             raise ValueError(
                 f"{where}.multiplicity: {system.multiplicity} is impossible with "
-                f"{electron_count(atoms, system.charge)} electrons (charge {system.charge}); "
-                "parity must match"
+                f"{electrons} electrons (charge {system.charge}); parity must match"
             )
+        geometry = geometry_problem(atoms, min_distance_factor)
+        if geometry:
+            frame = f", frame {k}" if len(frames) > 1 else ""
+            raise ValueError(f"{where}.{key}: system {system.name!r}{frame}: {geometry}")
+
+
+def geometry_problem(atoms: Atoms, min_distance_factor: float) -> str | None:
+    """Why the geometry guard would reject ``atoms``, or None.
+
+    Non-finite coordinates or cell, or the pair of atoms closest relative to
+    ``min_distance_factor`` times its covalent sum when closer than that. Pairs come
+    from a neighbour list (minimum image in periodic cells), so a large cell costs
+    memory in proportion to its atoms, not their square.
+    """
+    if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(atoms.cell.array)):
+        bad = np.flatnonzero(~np.all(np.isfinite(atoms.positions), axis=1))
+        atoms_text = f"atom {int(bad[0])}" if bad.size else "the cell"
+        return f"non-finite coordinates ({atoms_text})"
+    contact = _closest_contact(atoms, min_distance_factor)
+    if contact is None:
+        return None
+    sym = atoms.get_chemical_symbols()
+    return (
+        f"atoms {contact.i} ({sym[contact.i]}) and {contact.j} ({sym[contact.j]}) are "
+        f"{contact.distance:.3f} Å apart, below {min_distance_factor:g} x covalent sum "
+        f"({contact.limit:.3f} Å)"
+    )
+
+
+def _closest_contact(atoms: Atoms, factor: float) -> Contact | None:
+    from ase.data import covalent_radii
+    from ase.neighborlist import neighbor_list
+
+    if len(atoms) < 2:
+        return None
+    radii = factor * covalent_radii[atoms.numbers]
+    i, j, d = neighbor_list("ijd", atoms, list(radii), self_interaction=False)
+    keep = i < j
+    i, j, d = i[keep], j[keep], d[keep]
+    if not i.size:
+        return None
+    limit = radii[i] + radii[j]
+    k = int(np.argmin(d / limit))
+    return Contact(int(i[k]), int(j[k]), float(d[k]), float(limit[k]))
 
 
 def electron_count(atoms: Atoms, charge: int) -> int:
@@ -106,12 +161,12 @@ def impossible_spin(
 ) -> Literal["charge", "multiplicity"] | None:
     """Which of ``charge`` and ``multiplicity`` no electron count of ``atoms`` can match.
 
-    ``"charge"`` when the charge leaves a negative number of electrons,
+    ``"charge"`` when the charge leaves no electron (or a negative number of them),
     ``"multiplicity"`` when the unpaired electrons (multiplicity - 1) are negative, more
     than the electrons, or of the other parity; None when both fit.
     """
     electrons = electron_count(atoms, charge)
-    if electrons < 0:
+    if electrons <= 0:
         return "charge"
     unpaired = int(multiplicity) - 1
     if unpaired < 0 or unpaired > electrons or (electrons - unpaired) % 2:

@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from aloop.config import CampaignConfig
+
+
+def load_checked(config: Path) -> CampaignConfig:
+    """The campaign in ``config``, validated by the schema and by PySCF, which is asked
+    whether it knows the basis sets, pseudopotentials and functional (no SCF is run).
+
+    What ``aloop validate`` and ``aloop run`` both accept: a name PySCF does not know is
+    refused before any work starts.
+    """
+    from aloop.config import load_config
+    from dft.names import dft_name_problems
+
+    return load_config(config, checks=[dft_name_problems])
 
 
 def validate(
@@ -13,6 +29,5 @@ def validate(
 ) -> None:
     """Check a campaign file and print a summary, or every error with its key path."""
     from aloop.cli.summary import config_summary
-    from aloop.config import load_config
 
-    typer.echo(config_summary(load_config(config)))
+    typer.echo(config_summary(load_checked(config)))

@@ -104,7 +104,8 @@ MALFORMED = [
     (("systems.0.structure", "missing.xyz"), "systems.0", "exactly one"),
     (("systems.0.multiplicity", 2), "systems.0.multiplicity", "parity"),
     (("systems.0.multiplicity", 0), "systems.0.multiplicity", "greater than 0"),
-    (("systems.0.charge", 11), "systems.0.charge", "negative electron count"),
+    (("systems.0.charge", 11), "systems.0.charge", "leaves -1 electrons"),
+    (("systems.0.charge", 10), "systems.0.charge", "leaves 0 electrons"),
     (("systems.0.temperatures", [300, -5]), "systems.0.temperatures.1", "greater than 0"),
     (("systems.0.trust", {"lo": 0.3, "hi": 0.1}), "systems.0.trust", "lo (0.3) must be smaller"),
     (("select.trust", {"lo": 0.2, "hi": 0.2}), "select.trust", "must be smaller"),
@@ -202,7 +203,7 @@ def test_result_hash_of_shipped_configs_is_pinned(name):
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"charge": 11}, "systems.0.charge: 11 leaves a negative electron count"),
+        ({"charge": 11}, "systems.0.charge: 11 leaves -1 electrons; at least one is needed"),
         (
             {"multiplicity": 12},
             "systems.0.multiplicity: 12 is impossible with 10 electrons (charge 0); "

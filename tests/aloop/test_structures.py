@@ -94,7 +94,7 @@ def test_load_from_file_with_pbc_override(tmp_path):
         (0, 13, "multiplicity"),
         (0, 0, "multiplicity"),
         (11, 1, "charge"),
-        (10, 1, None),  # no electrons, no unpaired ones
+        (10, 1, "charge"),  # no electrons: nothing for an SCF to compute
     ],
 )
 def test_impossible_spin_names_the_key_at_fault(charge, multiplicity, problem):
