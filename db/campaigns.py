@@ -1,18 +1,60 @@
-"""The campaign aggregate: creating, finding and listing campaigns, and their status."""
+"""The campaign aggregate: creating, finding and listing campaigns, their status, and the
+lease that lets one run at a time work on a campaign.
+
+The lease is a few fields on the campaign document (owner, host, pid, since, expiry).
+Taking, renewing and giving it back are each one conditional update on those fields, so
+two runs cannot both hold it. The embedded store's updates read and rewrite the whole
+document, so there every write to a campaign document goes through :func:`_exclusive`,
+a lock file beside the store (across processes) and a lock (across threads): a
+heartbeat cannot undo a status written at the same moment, nor two runs both win.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from aloop.errors import UserError
+from aloop.errors import AloopError, UserError
 from aloop.records import CampaignRecord
 from aloop.versions import code_versions
 from aloop.vocabulary import CampaignStatus, LabelStatus
+from db import connection
 from db.documents import Campaign, utcnow
 
 
 class ConfigChangeRefused(UserError):
     """A stored campaign's results-relevant config differs from the one given."""
+
+
+class CampaignBusy(AloopError):
+    """Another live run holds the campaign's lease (exit 1; the message names it)."""
+
+
+_thread_lock = threading.Lock()
+
+
+@contextmanager
+def _exclusive(alias: str = "default") -> Iterator[None]:
+    """Hold the campaign documents for one read-and-write (see the module docstring)."""
+    target = connection.current_target(alias)
+    with _thread_lock:
+        if target is None or target.kind != "embedded" or target.path is None:
+            yield
+            return
+        with open(target.path / "campaigns.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _record(doc: Campaign) -> CampaignRecord:
@@ -50,7 +92,8 @@ def get_or_create_campaign(
             name=name, config=config, config_hash=config_hash, code_versions=code_versions()
         )
         try:
-            campaign.save()
+            with _exclusive():
+                campaign.save()
         except NotUniqueError:  # another process created it between find and save
             return get_or_create_campaign(name, config, config_hash, allow_change)
         return _record(campaign), True
@@ -72,7 +115,8 @@ def get_or_create_campaign(
         )
         existing.config = config
         existing.config_hash = config_hash
-        existing.save()
+        with _exclusive():
+            existing.save()
     return _record(existing), False
 
 
@@ -94,18 +138,20 @@ def reload_campaign(campaign_id: Any) -> CampaignRecord:
 
 def set_campaign_status(campaign_id: Any, status: CampaignStatus, reason: str = "") -> None:
     """Record the campaign's status and the reason for it."""
-    Campaign.objects(id=campaign_id).update_one(
-        set__status=CampaignStatus(status).value,
-        set__status_reason=reason,
-        set__updated_at=utcnow(),
-    )
+    with _exclusive():
+        Campaign.objects(id=campaign_id).update_one(
+            set__status=CampaignStatus(status).value,
+            set__status_reason=reason,
+            set__updated_at=utcnow(),
+        )
 
 
 def set_current_iteration(campaign_id: Any, index: int) -> None:
     """Record the iteration the campaign is working on."""
-    Campaign.objects(id=campaign_id).update_one(
-        set__current_iteration=index, set__updated_at=utcnow()
-    )
+    with _exclusive():
+        Campaign.objects(id=campaign_id).update_one(
+            set__current_iteration=index, set__updated_at=utcnow()
+        )
 
 
 def list_campaigns() -> list[dict]:
@@ -132,3 +178,137 @@ def list_campaigns() -> list[dict]:
             }
         )
     return out
+
+
+# ------------------------------------------------------------------------------ lease
+
+_LEASE_FIELDS = ("lease_owner", "lease_host", "lease_pid", "lease_since", "lease_expires")
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """The run holding a campaign: its id, where it runs, since when, until when."""
+
+    owner: str
+    host: str
+    pid: int
+    since: datetime | None
+    expires: float
+
+    def describe(self) -> str:
+        """``host HOST pid PID since TIME UTC``."""
+        since = f"{self.since:%Y-%m-%d %H:%M:%S} UTC" if self.since else "an unknown time"
+        return f"host {self.host} pid {self.pid} since {since}"
+
+    def seconds_left(self, now: float | None = None) -> float:
+        """Seconds until the lease expires unless renewed (0 when already expired)."""
+        return max(0.0, self.expires - (time.time() if now is None else now))
+
+
+def _holder(doc: dict | None) -> LeaseHolder | None:
+    if not doc or not doc.get("lease_owner"):
+        return None
+    return LeaseHolder(
+        owner=doc["lease_owner"],
+        host=doc.get("lease_host") or "?",
+        pid=int(doc.get("lease_pid") or 0),
+        since=doc.get("lease_since"),
+        expires=float(doc.get("lease_expires") or 0.0),
+    )
+
+
+def _campaigns(alias: str) -> Any:
+    return connection.database(alias)[Campaign._meta["collection"]]
+
+
+def lease_holder(campaign_id: Any, alias: str = "default") -> LeaseHolder | None:
+    """Who holds the campaign's lease (possibly expired), or None."""
+    return _holder(_campaigns(alias).find_one({"_id": campaign_id}))
+
+
+def acquire_lease(
+    campaign_id: Any, owner: str, duration_s: float, take_over: bool = False
+) -> LeaseHolder | None:
+    """Take the campaign for run ``owner`` for ``duration_s`` seconds.
+
+    Succeeds when no run holds it, ``owner`` already does, the holder's lease has expired,
+    or ``take_over`` is set. Returns the holder it replaced (None when it was free or
+    ours), so the caller can say whose expired lease it took over.
+
+    Raises
+    ------
+    CampaignBusy
+        Another run holds an unexpired lease and ``take_over`` is False; the message names
+        its host, pid and start time.
+    """
+    now = time.time()
+    query: dict[str, Any] = {"_id": campaign_id}
+    if not take_over:
+        query["$or"] = [
+            {"lease_owner": None},
+            {"lease_owner": owner},
+            {"lease_expires": {"$lt": now}},
+        ]
+    update = {
+        "lease_owner": owner,
+        "lease_host": socket.gethostname(),
+        "lease_pid": os.getpid(),
+        "lease_since": utcnow(),
+        "lease_expires": now + duration_s,
+    }
+    with _exclusive():
+        before = _campaigns("default").find_one_and_update(query, {"$set": update})
+    if before is None:
+        doc = _campaigns("default").find_one({"_id": campaign_id})
+        holder = _holder(doc)
+        if doc is None or holder is None:  # gone or released in between: try again
+            return acquire_lease(campaign_id, owner, duration_s, take_over)
+        raise CampaignBusy(
+            f"campaign {doc.get('name')!r} is being run by {holder.describe()}; "
+            f"a second run would trample it. If that run is gone, its lease expires in "
+            f"{holder.seconds_left(now):.0f} s and a rerun then takes over, or pass "
+            "--take-over to take it now."
+        )
+    previous = _holder(before)
+    return previous if previous is not None and previous.owner != owner else None
+
+
+def renew_lease(campaign_id: Any, owner: str, duration_s: float, alias: str = "default") -> bool:
+    """Extend ``owner``'s lease by ``duration_s`` from now; False when it no longer holds it."""
+    with _exclusive(alias):
+        res = _campaigns(alias).update_one(
+            {"_id": campaign_id, "lease_owner": owner},
+            {"$set": {"lease_expires": time.time() + duration_s}},
+        )
+    return res.matched_count == 1
+
+
+def release_lease(campaign_id: Any, owner: str, alias: str = "default") -> bool:
+    """Give the campaign back if ``owner`` holds it; False when it did not."""
+    with _exclusive(alias):
+        res = _campaigns(alias).update_one(
+            {"_id": campaign_id, "lease_owner": owner},
+            {"$set": dict.fromkeys(_LEASE_FIELDS)},
+        )
+    return res.matched_count == 1
+
+
+@contextmanager
+def thread_connection(alias: str = "aloop-lease") -> Iterator[str]:
+    """A connection alias for a thread other than the one that connected; enter and leave
+    it in that thread.
+
+    The embedded store's SQLite handles belong to the thread that opened them, so that
+    thread gets a connection of its own to the same files; other backends share theirs.
+    """
+    target = connection.current_target()
+    if target is None or target.kind != "embedded":
+        yield "default"
+        return
+    import mongoengine
+
+    connection.connect(f"embedded://{target.path}", alias=alias)
+    try:
+        yield alias
+    finally:
+        mongoengine.disconnect(alias)

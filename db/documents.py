@@ -62,6 +62,13 @@ class Campaign(_Timestamped):
     status_reason = StringField(default="")
     current_iteration = IntField(default=0, min_value=0)
     code_versions = DictField()
+    # The run that holds the campaign (db/campaigns.py): absent or None when none does.
+    # ``lease_expires`` is in seconds since the epoch, so every backend compares it alike.
+    lease_owner = StringField(null=True)
+    lease_host = StringField(null=True)
+    lease_pid = IntField(null=True)
+    lease_since = DateTimeField(null=True)
+    lease_expires = FloatField(null=True)
 
     meta = {"collection": "campaigns", "indexes": ["status"]}
 
