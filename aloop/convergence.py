@@ -65,3 +65,33 @@ def decide(history: Sequence[IterationStats], stop: StopConfig) -> StopDecision:
             True, CampaignStatus.STOPPED, f"iteration cap reached ({stop.max_iterations})"
         )
     return StopDecision(False)
+
+
+def dead_end(index: int, stats: IterationStats) -> str | None:
+    """Why iteration ``index`` leaves the campaign nothing to go on with, or None.
+
+    Two ends no rerun changes: walkers that sampled no frame at all (nothing to select
+    or learn from), and a labelling in which not one structure got a usable label (every
+    calculation failed, was rejected or gave a non-finite result), which would leave the
+    next training with nothing new, or at iteration 0 nothing at all.
+    """
+    explore = stats.explore
+    if explore is not None and explore.sampled == 0:
+        stops: dict[str, int] = {}
+        for system in explore.systems:
+            for reason, count in system.walker_stops.items():
+                stops[reason] = stops.get(reason, 0) + count
+        shown = ", ".join(f"{n} {r}" for r, n in stops.items()) or "no walker ran"
+        return (
+            f"iteration {index}: the walkers sampled no frames (walker stops: {shown}); "
+            "check explore.steps and explore.sample_interval, and the starting structures"
+        )
+    labelling = stats.labelling
+    if labelling is not None and labelling.label_failures > 0 and labelling.labelled == 0:
+        reasons = sorted(labelling.label_failure_reasons.items(), key=lambda kv: -kv[1])
+        shown = "; ".join(f"{n}x {r or 'unknown'}" for r, n in reasons[:3])
+        return (
+            f"iteration {index}: none of the {labelling.to_label} structures got a usable "
+            f"label ({shown}); check the dft section and `aloop status`"
+        )
+    return None

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 from aloop.config import load_config
-from aloop.convergence import decide
+from aloop.convergence import dead_end, decide
 from aloop.progress import LogReporter, Reporter
 from aloop.records import CampaignOutcome, CampaignRecord, IterationRecord
 from aloop.settings import get_settings, resolve_db_uri
@@ -32,12 +34,23 @@ from flows import stages
 from flows.artifacts import publish_iteration
 from flows.context import CampaignError, LabelRunner, Loop
 from flows.labelling import PrefectLabeller
+from flows.lease import LeaseLost, RunLease
 
 if TYPE_CHECKING:
     from aloop.config import CampaignConfig
 
 #: Set by ``aloop run`` for a live terminal display; a deployed run logs instead.
 _reporter: Reporter | None = None
+
+#: What stops a run from outside: Ctrl-C, and SIGTERM as Prefect's engine raises it.
+#: Neither is a failure: the stage in flight stays ``running`` (resumed like a crash) and
+#: the campaign ``stopped``, so the same command continues it.
+INTERRUPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, TerminationSignal)
+
+INTERRUPTED_REASON = "interrupted; run the same command again to resume"
+
+#: Why the run gave up although nothing failed: leave the stage as it is.
+_NOT_FAILURES: tuple[type[BaseException], ...] = (*INTERRUPTIONS, LeaseLost)
 
 
 def set_reporter(reporter: Reporter | None) -> None:
@@ -84,17 +97,21 @@ def run_stage(loop: Loop, it: IterationRecord, stage: Stage, *extra: Any) -> Non
         loop.reporter.stage_skipped(it.index, stage)
         return
     fn = STAGE_TASKS[stage]
+    loop.check_lease()
     iterations.set_stage(it, stage, StageStatus.RUNNING)
     loop.reporter.stage_started(it.index, stage)
     start = time.perf_counter()
     try:
         stats, compute = fn.with_options(task_run_name=f"{fn.name}-it{it.index}")(loop, it, *extra)
+    except _NOT_FAILURES:
+        raise
     except BaseException as exc:
         # The database may be what failed; the error is raised either way.
         with contextlib.suppress(Exception):
             error = f"{type(exc).__name__}: {exc}"[:2000]
             iterations.set_stage(it, stage, StageStatus.FAILED, error=error)
         raise
+    loop.check_lease()
     wall = time.perf_counter() - start
     timing = {"wall_s": round(wall, 3), "compute_s": compute}
     iterations.merge_stats(it.id, {**stats.to_doc(), f"timings.{stage}": timing})
@@ -109,6 +126,10 @@ def run_iteration(loop: Loop, index: int, labeller: LabelRunner) -> None:
     start = time.perf_counter()
     for stage in stages_of(index):
         run_stage(loop, it, stage, *((labeller,) if stage is Stage.LABEL else ()))
+        stored = iterations.find_iteration(loop.campaign.id, index)
+        reason = dead_end(index, stored.stats) if stored is not None else None
+        if reason is not None:
+            raise CampaignError(reason)
     if index > 0 and it.stats.committee_error is None:
         err = statistics_task.with_options(task_run_name=f"statistics-it{index}")(loop, it)
         iterations.merge_stats(it.id, {"committee_error": err.to_doc()})
@@ -125,43 +146,73 @@ def exploring_history(campaign_id: Any) -> list[IterationRecord]:
 
 
 def run_campaign(
-    cfg: CampaignConfig, base_dir: Path, reporter: Reporter, allow_config_change: bool = False
+    cfg: CampaignConfig,
+    base_dir: Path,
+    reporter: Reporter,
+    allow_config_change: bool = False,
+    take_over: bool = False,
 ) -> CampaignOutcome:
-    """The loop itself, on an open database connection (the flow's body)."""
+    """The loop itself, on an open database connection (the flow's body).
+
+    The run holds the campaign's lease throughout (flows/lease.py): a second run of the
+    same campaign is refused with :class:`~db.campaigns.CampaignBusy` unless
+    ``take_over``.
+    """
     campaign, created = campaigns.get_or_create_campaign(
         cfg.campaign, cfg.model_dump(mode="json"), cfg.result_hash(), allow_config_change
     )
-    if not created and campaign.status.finished:
-        decision = decide([it.stats for it in exploring_history(campaign.id)], cfg.stop)
-        # Finished as the rules say: nothing to do. (A campaign interrupted after its
-        # last labels but before its status was written goes on, and is finished below.)
-        if decision.stop and (campaign.status, campaign.status_reason) == (
-            decision.status,
-            decision.reason,
-        ):
+    with RunLease(campaign.id, cfg.campaign, take_over=take_over) as lease:
+        if lease.previous is not None:
+            how = "its lease had expired" if lease.previous.seconds_left() == 0 else "--take-over"
             reporter.message(
-                f"campaign {cfg.campaign} is already {campaign.status}: {campaign.status_reason}"
+                f"took campaign {cfg.campaign} over from the run on "
+                f"{lease.previous.describe()} ({how})"
             )
+        campaign = campaigns.reload_campaign(campaign.id)
+        if not created and _already_finished(campaign, cfg, reporter):
             return _outcome(campaign.id)
-    if not created:
-        reporter.message(
-            f"resuming campaign {cfg.campaign} at iteration {campaign.current_iteration}"
-        )
-    campaigns.set_campaign_status(campaign.id, CampaignStatus.RUNNING, "")
-    workdir = get_settings().data_dir / "work" / cfg.campaign
-    loop = Loop(cfg, campaign, base_dir, workdir, reporter)
-    try:
-        _loop_until_stopped(loop, campaign.current_iteration)
-    except KeyboardInterrupt:
-        _mark(campaign, CampaignStatus.STOPPED, "interrupted; run the same command again to resume")
-        raise
-    except CampaignError as exc:
-        _mark(campaign, CampaignStatus.FAILED, str(exc))
-        raise
-    except Exception as exc:
-        _mark(campaign, CampaignStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
-        raise
+        if not created:
+            reporter.message(
+                f"resuming campaign {cfg.campaign} at iteration {campaign.current_iteration}"
+            )
+        campaigns.set_campaign_status(campaign.id, CampaignStatus.RUNNING, "")
+        # One work directory per run: two runs never share MACE's checkpoint files.
+        workdir = get_settings().data_dir / "work" / cfg.campaign / lease.owner[:12]
+        loop = Loop(cfg, campaign, base_dir, workdir, reporter, lease=lease)
+        try:
+            _loop_until_stopped(loop, campaign.current_iteration)
+        except LeaseLost:
+            raise  # the campaign is another run's now: write nothing to it
+        except INTERRUPTIONS:
+            if not lease.lost:
+                _mark(campaign, CampaignStatus.STOPPED, INTERRUPTED_REASON)
+            raise
+        except CampaignError as exc:
+            _mark(campaign, CampaignStatus.FAILED, str(exc))
+            raise
+        except Exception as exc:
+            _mark(campaign, CampaignStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        shutil.rmtree(workdir, ignore_errors=True)
     return _outcome(campaign.id)
+
+
+def _already_finished(campaign: CampaignRecord, cfg: CampaignConfig, reporter: Reporter) -> bool:
+    """Whether a stored campaign is finished as the rules say (then it is said so)."""
+    if not campaign.status.finished:
+        return False
+    decision = decide([it.stats for it in exploring_history(campaign.id)], cfg.stop)
+    # A campaign interrupted after its last labels but before its status was written
+    # goes on, and is finished by the loop.
+    if decision.stop and (campaign.status, campaign.status_reason) == (
+        decision.status,
+        decision.reason,
+    ):
+        reporter.message(
+            f"campaign {cfg.campaign} is already {campaign.status}: {campaign.status_reason}"
+        )
+        return True
+    return False
 
 
 def _loop_until_stopped(loop: Loop, index: int) -> None:
@@ -202,7 +253,10 @@ def _outcome(campaign_id: Any) -> CampaignOutcome:
 
 @flow(name="aloop-campaign", log_prints=True)
 def campaign_flow(
-    config_path: str, db_uri: str | None = None, allow_config_change: bool = False
+    config_path: str,
+    db_uri: str | None = None,
+    allow_config_change: bool = False,
+    take_over: bool = False,
 ) -> CampaignOutcome:
     """Run (or resume) the campaign described by ``config_path`` to its stopping rule.
 
@@ -216,6 +270,8 @@ def campaign_flow(
     allow_config_change
         Continue a stored campaign whose results-relevant settings differ, recording the
         change (otherwise refused).
+    take_over
+        Take the campaign from a run that still holds its lease (one presumed dead).
 
     Returns
     -------
@@ -228,7 +284,7 @@ def campaign_flow(
     reporter.message(f"campaign {cfg.campaign}: database {target.display}")
     try:
         outcome = run_campaign(
-            cfg, Path(config_path).resolve().parent, reporter, allow_config_change
+            cfg, Path(config_path).resolve().parent, reporter, allow_config_change, take_over
         )
     finally:
         connection.disconnect()

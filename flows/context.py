@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aloop.models.committee import Committee
     from aloop.progress import Reporter
     from aloop.records import CampaignRecord
+    from flows.lease import RunLease
 
 #: Labels one batch: ``(jobs, on_record)`` where each job is ``(LabelTask, LabelSettings)``
 #: and ``on_record`` must be called with every record as soon as it exists.
@@ -45,8 +46,15 @@ class Loop:
     base_dir: Path
     workdir: Path
     reporter: Reporter
+    #: The run's hold on the campaign (flows/lease.py); None when nothing guards it.
+    lease: RunLease | None = None
     _committees: dict[int, Committee] = field(default_factory=dict, repr=False)
     _labelled: tuple[int, list, list] = field(default=(-1, [], []), repr=False)
+
+    def check_lease(self) -> None:
+        """Raise :class:`~flows.lease.LeaseLost` if another run took the campaign over."""
+        if self.lease is not None:
+            self.lease.check()
 
     def label_settings(self, system: str) -> LabelSettings:
         """Labelling settings of a system (periodic systems use the GTH options)."""
