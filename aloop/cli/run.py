@@ -1,14 +1,37 @@
-"""``aloop run``: run a campaign to its stopping rule, or resume it."""
+"""``aloop run``: run a campaign to its stopping rule, or resume it.
+
+Exit codes: 0 converged or stopped by a rule; 1 failed (the message says why: the
+database or another part of the infrastructure, a campaign that cannot go on such as one
+whose walkers sample nothing or whose labels all fail, or another run holding the
+campaign); 2 an invalid campaign file, a refused config change or another error in what
+was given; 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM. "run the same
+command again to resume" is printed only where a rerun can help: an interruption or an
+infrastructure error.
+
+Ctrl-C signals the terminal's whole process group: the labelling workers die with it
+and the run stops within seconds, leaving every finished stage stored, the stage in
+flight to be resumed and the campaign ``stopped``. The temporary Prefect API server
+(used unless PREFECT_API_URL is set) runs in a session of its own, so Ctrl-C does not
+reach it, and is stopped when aloop exits.
+
+One run per campaign: a run holds the campaign's lease (60 s, renewed every 15 s;
+ALOOP_RUN_LEASE_S sets the length). A second run is refused, naming the holder; once a
+killed run's lease has expired the next run takes over by itself, and ``--take-over``
+takes it at once.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from aloop.cli.exits import described, unexpected_as
+from aloop.cli.exits import described, say_error, unexpected_as
 from aloop.cli.options import db_option
 from aloop.errors import InfrastructureError
 from aloop.vocabulary import CampaignStatus
@@ -16,8 +39,34 @@ from aloop.vocabulary import CampaignStatus
 if TYPE_CHECKING:
     from aloop.records import CampaignOutcome
 
-#: What Ctrl-C prints: nothing finished is lost.
+#: What an interruption prints: nothing finished is lost.
 INTERRUPTED = "interrupted; run the same command again to resume"
+
+#: Exit code after SIGTERM (128 + the signal's number, as a shell reports it).
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+#: Failures of what the run relies on, not of the campaign: a rerun may well succeed.
+_INFRASTRUCTURE = ("pymongo.errors", "httpx", "httpcore", "sqlite3")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that it stops the run alike."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Inside: SIGTERM raises :class:`Terminated` (Prefect's engine re-delivers it to
+    this handler after its own while a flow runs)."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
 
 #: Prefect settings for a local run, unless the user set them: quiet logs (aloop shows
 #: its own progress), and patience for the temporary API server on a loaded machine.
@@ -29,9 +78,15 @@ _PREFECT_LOCAL_DEFAULTS = {
 
 
 def _campaign_failed(exc: Exception) -> InfrastructureError:
+    if type(exc).__module__.startswith(_INFRASTRUCTURE) or isinstance(exc, OSError):
+        return InfrastructureError(
+            f"campaign failed: {described(exc)}\n"
+            "the database keeps everything finished; run the same command again to resume"
+        )
     return InfrastructureError(
         f"campaign failed: {described(exc)}\n"
-        "the database keeps everything finished; run the same command again to resume"
+        "a rerun would fail the same way; check the campaign file with `aloop validate`, "
+        "or report it as a bug with the log from `aloop run -v`"
     )
 
 
@@ -49,20 +104,52 @@ def run(
             "the change is recorded on the campaign.",
         ),
     ] = False,
+    take_over: Annotated[
+        bool,
+        typer.Option(
+            "--take-over",
+            help="Take the campaign from a run that still holds it (one you know is "
+            "gone); without it a killed run's hold expires after ALOOP_RUN_LEASE_S "
+            "(60 s).",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
 ) -> None:
     """Run a campaign to its stopping rule, or resume it where it stopped.
 
     Uses Prefect's API at PREFECT_API_URL when set, else a temporary local one. Exit
-    codes: 0 converged or stopped by a rule, 1 failed (database, infrastructure, too few
-    labels), 2 invalid file or refused config change, 130 interrupted (re-run resumes).
+    codes: 0 converged or stopped by a rule, 1 failed (infrastructure, a campaign that
+    cannot go on, another run holding it), 2 invalid file or refused config change, 130
+    interrupted by Ctrl-C, 143 by SIGTERM (a rerun resumes).
     """
+    try:
+        with _sigterm_interrupts():
+            _run(config, db_uri, allow_config_change, take_over, verbose)
+    except Terminated:
+        say_error(INTERRUPTED)
+        raise typer.Exit(EXIT_TERMINATED) from None
+    except InfrastructureError as exc:
+        if "run the same command again" in str(exc):
+            raise
+        raise InfrastructureError(
+            f"{exc}\nonce that is fixed, run the same command again to resume"
+        ) from exc
+
+
+def _run(
+    config: Path, db_uri: str | None, allow_config_change: bool, take_over: bool, verbose: bool
+) -> None:
     from aloop.config import load_config
 
     load_config(config)
     for key, value in _PREFECT_LOCAL_DEFAULTS.items():
         if not (verbose and key == "PREFECT_LOGGING_LEVEL"):
             os.environ.setdefault(key, value)
+    if not os.environ.get("PREFECT_API_URL"):
+        from flows.local_api import start_temporary_api
+
+        timeout = float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+        os.environ["PREFECT_API_URL"] = start_temporary_api(timeout)
 
     from aloop.cli.reporter import RichReporter
     from flows.campaign import campaign_flow, set_reporter
@@ -76,15 +163,31 @@ def run(
     reporter = RichReporter()
     set_reporter(reporter)
     try:
-        with unexpected_as(_campaign_failed):
+        with unexpected_as(_campaign_failed), _interruptions_as_keyboard():
             result = campaign_flow(
-                config_path=str(config), db_uri=db_uri, allow_config_change=allow_config_change
+                config_path=str(config),
+                db_uri=db_uri,
+                allow_config_change=allow_config_change,
+                take_over=take_over,
             )
     finally:
         # Before any message: a live display would overwrite it.
         reporter.close()
         set_reporter(None)
     _print_outcome(result)
+
+
+@contextmanager
+def _interruptions_as_keyboard() -> Iterator[None]:
+    """Prefect's TerminationSignal (SIGTERM inside a flow) surfaces as :class:`Terminated`."""
+    from flows.campaign import INTERRUPTIONS
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except INTERRUPTIONS:
+        raise Terminated() from None
 
 
 def _print_outcome(result: CampaignOutcome) -> None:
