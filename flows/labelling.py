@@ -13,15 +13,25 @@ Either way the runner's worker count is the concurrency limit, each structure is
 run the Prefect UI shows, and the flow process stores each record as its task finishes.
 A task is retried only for infrastructure errors (a lost worker); an SCF failure is a
 record like any other and is never retried.
+
+What a Dask worker receives is plain data: the task (its function importable by module
+path), a :class:`dft.worker.LabelTask`, a :class:`dft.settings.LabelSettings` and a
+thread count, plus the run contexts Prefect ships with every task so the worker can
+report the task run. Those contexts are trimmed to ids and settings while tasks are
+submitted (:func:`_as_shipped`): Prefect would otherwise pickle the campaign flow by
+value, with the module state its body reads (the CLI's live display), and the label
+stage's own arguments (the whole campaign loop: committees, console, documents).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from prefect import task
+from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.futures import as_completed
 
 from dft.label import label_structure
@@ -43,15 +53,12 @@ _POOL: LabelPool | None = None
 _STRUCTURE_KILLS_WORKER = ("WorkerLost", "KilledWorker")
 
 
-@task(
-    name="label-structure",
-    task_run_name="label-{job.structure_id}",
-    retries=2,
-    retry_delay_seconds=1,
-    cache_policy=NO_CACHE,
-)
-def label_one(job: LabelTask, settings: LabelSettings, threads: int = 1) -> LabelRecord:
-    """Label one structure (never raises for a bad structure; see dft.label)."""
+def label_job(job: LabelTask, settings: LabelSettings, threads: int = 1) -> LabelRecord:
+    """Label one structure (never raises for a bad structure; see dft.label).
+
+    In the flow process with the local runner, the calculation goes to the pool; on a Dask
+    worker it runs in the worker's process with ``threads`` OpenMP threads.
+    """
     pool = _POOL
     if pool is not None:
         return pool.label(job, settings)
@@ -59,6 +66,57 @@ def label_one(job: LabelTask, settings: LabelSettings, threads: int = 1) -> Labe
 
     lib.num_threads(threads)
     return run_one(label_structure, job, settings, threads)
+
+
+#: One Prefect task run per structure. Its function is a module attribute under its own
+#: name, so workers import it rather than receive a by-value copy of it and its globals.
+label_one = task(
+    label_job,
+    name="label-structure",
+    task_run_name="label-{job.structure_id}",
+    retries=2,
+    retry_delay_seconds=1,
+    cache_policy=NO_CACHE,
+)
+
+
+def _stays_on_the_flow_machine() -> None:
+    """The function of the stand-in flow that workers receive; never called."""
+    raise RuntimeError("the stand-in of a campaign flow is not run")
+
+
+def _shipped_flow(flow: Flow) -> Flow:
+    """The flow as a worker needs it: its name and result settings, none of its code."""
+    return Flow(
+        fn=_stays_on_the_flow_machine,
+        name=flow.name,
+        version=flow.version,
+        task_runner=flow.task_runner.duplicate(),
+        log_prints=flow.log_prints,
+        persist_result=flow.persist_result,
+        result_storage=flow.result_storage,
+        result_serializer=flow.result_serializer,
+        validate_parameters=False,
+    )
+
+
+@contextmanager
+def _as_shipped() -> Iterator[None]:
+    """Submit tasks under run contexts that serialise to ids and settings only.
+
+    The task runs stay children of the flow run and of the label stage's task run (the
+    ids are kept); the flow travels as a stand-in of the same name, and the label stage's
+    arguments not at all (a child task never reads its parent's arguments).
+    """
+    with ExitStack() as stack:
+        flow_ctx = FlowRunContext.get()
+        if flow_ctx is not None and flow_ctx.flow is not None:
+            shipped = _shipped_flow(flow_ctx.flow)
+            stack.enter_context(flow_ctx.model_copy(update={"flow": shipped}))
+        task_ctx = TaskRunContext.get()
+        if task_ctx is not None:
+            stack.enter_context(task_ctx.model_copy(update={"parameters": {}}))
+        yield
 
 
 class PrefectLabeller:
@@ -85,7 +143,9 @@ class PrefectLabeller:
                         "n_workers": self.workers,
                         "threads_per_worker": 1,
                         "processes": True,
-                        "dashboard_address": None,
+                        # No dashboard is served without bokeh; the scheduler's HTTP
+                        # routes take a free loopback port rather than warn about 8787.
+                        "dashboard_address": "127.0.0.1:0",
                     }
                 )
         else:
@@ -115,12 +175,7 @@ class PrefectLabeller:
         on_record: Callable[[LabelRecord], None],
     ) -> None:
         """Submit every job; hand each record to ``on_record`` as its task finishes."""
-        futures = {
-            self.runner.submit(
-                label_one, {"job": job, "settings": settings, "threads": self.threads}
-            ): (job, settings)
-            for job, settings in jobs
-        }
+        futures = {self._submit(label_one, *job): job for job in jobs}
         suspects = []
         for future in as_completed(list(futures)):
             try:
@@ -136,14 +191,18 @@ class PrefectLabeller:
         for job, settings in suspects:
             on_record(self._alone(job, settings))
 
+    def _submit(self, label: Any, job: LabelTask, settings: LabelSettings) -> Any:
+        """One task run; to another process (Dask) only plain data and trimmed contexts."""
+        with _as_shipped() if self.kind == "dask" else nullcontext():
+            return self.runner.submit(
+                label, {"job": job, "settings": settings, "threads": self.threads}
+            )
+
     def _alone(self, job: LabelTask, settings: LabelSettings) -> LabelRecord:
         """Label a suspect with nothing else in flight: a death now is its own."""
         suspects = CrashSuspects()
         while True:
-            future = self.runner.submit(
-                label_one.with_options(retries=0),
-                {"job": job, "settings": settings, "threads": self.threads},
-            )
+            future = self._submit(label_one.with_options(retries=0), job, settings)
             try:
                 return future.result()
             except Exception as exc:
@@ -153,4 +212,4 @@ class PrefectLabeller:
                     return suspects.failure(job, settings, str(exc))
 
 
-__all__ = ["LabelPool", "PrefectLabeller", "WorkerLost", "label_one"]
+__all__ = ["LabelPool", "PrefectLabeller", "WorkerLost", "label_job", "label_one"]

@@ -1,6 +1,9 @@
-"""Labelling fanned out through prefect-dask's DaskTaskRunner on a local 2-worker cluster."""
+"""Labelling fanned out through prefect-dask's DaskTaskRunner on a local 2-worker cluster,
+driven as the campaign drives it: from a stage task inside a flow."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -10,8 +13,13 @@ from aloop.config import ExecutionConfig
 from dft.batch import LabelTask
 from dft.label import label_structure
 from dft.settings import LabelSettings
+from tests.flows.dask_cluster import require_dask
 
 pytestmark = pytest.mark.slow
+
+#: Module state that a flow body reads and that cannot be pickled, as the CLI's live
+#: display is for the campaign flow: a flow pickled by value would carry it.
+_DISPLAY = {"lock": threading.RLock()}
 
 
 def _jobs(settings: LabelSettings) -> list[tuple[LabelTask, LabelSettings]]:
@@ -27,19 +35,25 @@ def _jobs(settings: LabelSettings) -> list[tuple[LabelTask, LabelSettings]]:
 
 
 def test_a_batch_is_labelled_on_a_local_dask_cluster(prefect_api):
-    pytest.importorskip("prefect_dask")
-    from prefect import flow
+    require_dask()
+    from prefect import flow, task
 
     from flows.labelling import PrefectLabeller
 
     settings = LabelSettings(method="HF", basis="sto-3g")
     jobs = _jobs(settings)
 
+    @task
+    def label_stage(loop: dict, labeller: PrefectLabeller) -> list:
+        # Like the campaign's label stage: its arguments hold what cannot be pickled.
+        records: list = []
+        labeller(jobs, records.append)
+        return records
+
     @flow
     def label_on_dask() -> tuple[list, int, str]:
-        records: list = []
         with PrefectLabeller(ExecutionConfig(task_runner="dask", label_workers=2)) as labeller:
-            labeller(jobs, records.append)
+            records = label_stage({"display": _DISPLAY, "lock": threading.RLock()}, labeller)
             workers = len(labeller.runner.client.scheduler_info()["workers"])
             return records, workers, type(labeller.runner).__name__
 
