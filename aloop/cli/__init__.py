@@ -17,11 +17,13 @@ import typer
 from aloop import __version__
 from aloop.cli import dashboard, db, export, import_, run, show, status, validate
 from aloop.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, mapped
+from aloop.cli.usage import OneLineUsage
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "app"]
 
 app = typer.Typer(
     name="aloop",
+    cls=OneLineUsage,
     help="Active learning of MACE interatomic potentials with PySCF labels.",
     no_args_is_help=True,
     add_completion=False,
