@@ -175,15 +175,25 @@ class LabelStats(StageStats):
 
     to_label: int
     labelled: int
+    #: Failed *or rejected* (the stored key's meaning since the first release).
     label_failures: int
     label_failure_reasons: dict[str, int] = Field(default_factory=dict)
     unlabelled: int = 0
     dft_wall_s: float = 0.0
+    #: Of ``label_failures``, those the geometry guard rejected (0 in older documents).
+    label_rejected: int = 0
+
+    @property
+    def label_failed(self) -> int:
+        """Labels whose calculation failed (``label_failures`` less the rejected)."""
+        return self.label_failures - self.label_rejected
 
     def summary(self) -> str:
         left = f", {self.unlabelled} left unlabelled" if self.unlabelled else ""
+        rejected = f", {self.label_rejected} rejected" if self.label_rejected else ""
         return (
-            f"{self.labelled} ok, {self.label_failures} failed, DFT {self.dft_wall_s:.1f} s{left}"
+            f"{self.labelled} ok, {self.label_failed} failed{rejected}, "
+            f"DFT {self.dft_wall_s:.1f} s{left}"
         )
 
 

@@ -154,3 +154,16 @@ def _print_result(result: ExportResult, dataset_id: Any, out_dir: Path, kept: bo
     for f in result.files:
         typer.echo(f"  {f['name']}  {f['frames']} frames  sha256 {f['sha256'][:16]}")
     typer.echo(f"  manifest.json; Dataset document {dataset_id}")
+    _warn_empty_splits(counts)
+
+
+def _warn_empty_splits(counts: dict[str, int]) -> None:
+    """Say which splits came out empty (``--split 1,0,0``, or too few structures)."""
+    from aloop.cli.exits import say_error
+    from aloop.dataset.split import SPLITS
+
+    empty = [name for name in SPLITS if not counts.get(name)]
+    if empty:
+        verb = "is" if len(empty) == 1 else "are"
+        hint = ": mace_run_train then needs --valid_fraction" if "valid" in empty else ""
+        say_error(f"warning: {' and '.join(empty)} {verb} empty{hint}")

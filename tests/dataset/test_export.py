@@ -275,3 +275,15 @@ def test_ids_and_names_that_look_like_numbers_survive_both_formats(tmp_path):
     rows = list(ase.db.connect(str(tmp_path / "dataset.db")).select())
     assert sorted(r.structure_id for r in rows) == sorted(f"s-{i}" for i in ids)
     assert {r.data["campaign"] for r in rows} == {"2024"}  # kept exact, in the row's data
+
+
+def test_a_split_without_valid_and_test_says_so(labelled_campaign, tmp_path):
+    uri, name, _, _ = labelled_campaign
+    out = tmp_path / "all-train"
+    result = runner.invoke(
+        app, ["export", name, "--out", str(out), "--split", "1,0,0", "--db", uri]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: valid and test are empty" in result.stderr
+    result = runner.invoke(app, ["export", name, "--out", str(tmp_path / "b"), "--db", uri])
+    assert "warning" not in result.stderr
