@@ -84,6 +84,7 @@ def _assert_clean_stop(db, marker: str, log: Path) -> None:
 def test_ctrl_c_and_sigterm_of_the_process_group_then_resume(tiny_config, tmp_path):
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["execution"]["label_workers"] = 1  # a wide labelling window to interrupt in
+    cfg["stop"]["max_iterations"] = 1
     path = tmp_path / "interrupt.yaml"
     path.write_text(yaml.safe_dump(cfg))
     db_uri = f"embedded://{tmp_path / 'db'}"
@@ -122,8 +123,8 @@ def test_ctrl_c_and_sigterm_of_the_process_group_then_resume(tiny_config, tmp_pa
         done = run_aloop(args, env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "resuming campaign tiny-water at iteration 1" in done.stderr
-        assert "iteration cap reached (2)" in done.stdout
-        assert check_campaign("tiny-water", committee_size=2)["iterations"] == 3
+        assert "iteration cap reached (1)" in done.stdout
+        assert check_campaign("tiny-water", committee_size=2)["iterations"] == 2
         assert db["labels"].count_documents({"iteration": 0}) == n_seeds
         assert not _survivors(marker)
     finally:
