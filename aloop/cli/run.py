@@ -128,12 +128,6 @@ def run(
     except Terminated:
         say_error(INTERRUPTED)
         raise typer.Exit(EXIT_TERMINATED) from None
-    except InfrastructureError as exc:
-        if "run the same command again" in str(exc):
-            raise
-        raise InfrastructureError(
-            f"{exc}\nonce that is fixed, run the same command again to resume"
-        ) from exc
 
 
 def _run(
@@ -148,7 +142,10 @@ def _run(
     if not os.environ.get("PREFECT_API_URL"):
         from flows.local_api import start_temporary_api
 
-        timeout = float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+        try:
+            timeout = float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"])
+        except ValueError:
+            timeout = 120.0
         os.environ["PREFECT_API_URL"] = start_temporary_api(timeout)
 
     from aloop.cli.reporter import RichReporter
