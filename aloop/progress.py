@@ -23,7 +23,8 @@ class Reporter(Protocol):
 
     def stage_skipped(self, iteration: int, stage: Stage) -> None: ...
 
-    def labels(self, done: int, total: int, failed: int) -> None: ...
+    def labels(self, done: int, total: int, failed: int, rejected: int = 0) -> None:
+        """Labelling progress: ``failed`` SCFs and ``rejected`` geometries apart."""
 
     def message(self, text: str) -> None: ...
 
@@ -44,12 +45,12 @@ class LogReporter:
     def stage_skipped(self, iteration: int, stage: Stage) -> None:
         self.log.info("iteration %d: %s already done (resumed)", iteration, stage)
 
-    def labels(self, done: int, total: int, failed: int) -> None:
+    def labels(self, done: int, total: int, failed: int, rejected: int = 0) -> None:
         # One line per tenth of the batch, not per structure.
         step = max(1, total // 10)
         if done == total or done // step != self._last_labels:
             self._last_labels = done // step
-            self.log.info("labelled %d/%d (%d failed)", done, total, failed)
+            self.log.info("labelled %d/%d (%d failed, %d rejected)", done, total, failed, rejected)
 
     def message(self, text: str) -> None:
         self.log.info(text)

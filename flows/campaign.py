@@ -30,6 +30,7 @@ from aloop.records import CampaignOutcome, CampaignRecord, IterationRecord
 from aloop.settings import get_settings, resolve_db_uri
 from aloop.vocabulary import CampaignStatus, LabelStatus, Stage, StageStatus, stages_of
 from db import campaigns, connection, iterations, labels
+from dft.names import dft_name_problems
 from flows import stages
 from flows.artifacts import publish_iteration
 from flows.context import CampaignError, LabelRunner, Loop
@@ -278,7 +279,7 @@ def campaign_flow(
     CampaignOutcome
         Campaign name, final status and reason, iterations, label counts, database.
     """
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, checks=[dft_name_problems])
     reporter = _reporter or LogReporter(get_run_logger())
     target = connection.connect(db_uri or resolve_db_uri(cfg.database.uri))
     reporter.message(f"campaign {cfg.campaign}: database {target.display}")

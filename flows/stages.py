@@ -321,8 +321,11 @@ def label_stage(
         rec.iteration = k
         labels.record_label(loop.campaign.id, rec)
         progress["done"] += 1
-        progress["failed"] += rec.status != LabelStatus.OK
-        loop.reporter.labels(progress["done"], len(jobs), progress["failed"])
+        progress["failed"] += rec.status == LabelStatus.FAILED
+        progress["rejected"] += rec.status == LabelStatus.REJECTED
+        loop.reporter.labels(
+            progress["done"], len(jobs), progress["failed"], rejected=progress["rejected"]
+        )
 
     start = time.perf_counter()
     if jobs:
@@ -337,6 +340,7 @@ def label_stage(
         to_label=total,
         labelled=statuses[LabelStatus.OK],
         label_failures=statuses[LabelStatus.FAILED] + statuses[LabelStatus.REJECTED],
+        label_rejected=statuses[LabelStatus.REJECTED],
         label_failure_reasons=dict(Counter((o.error or "")[:80] for o in bad)),
         unlabelled=total - len(outcomes),
         dft_wall_s=round(sum(o.wall_time for o in outcomes.values()), 3),

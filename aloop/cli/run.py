@@ -33,7 +33,7 @@ import typer
 
 from aloop.cli.exits import described, say_error, unexpected_as
 from aloop.cli.options import db_option
-from aloop.errors import InfrastructureError
+from aloop.errors import AloopError, InfrastructureError
 from aloop.vocabulary import CampaignStatus
 
 if TYPE_CHECKING:
@@ -77,13 +77,13 @@ _PREFECT_LOCAL_DEFAULTS = {
 }
 
 
-def _campaign_failed(exc: Exception) -> InfrastructureError:
+def _campaign_failed(exc: Exception) -> AloopError:
     if type(exc).__module__.startswith(_INFRASTRUCTURE) or isinstance(exc, OSError):
         return InfrastructureError(
             f"campaign failed: {described(exc)}\n"
             "the database keeps everything finished; run the same command again to resume"
         )
-    return InfrastructureError(
+    return AloopError(
         f"campaign failed: {described(exc)}\n"
         "a rerun would fail the same way; check the campaign file with `aloop validate`, "
         "or report it as a bug with the log from `aloop run -v`"
@@ -133,9 +133,13 @@ def run(
 def _run(
     config: Path, db_uri: str | None, allow_config_change: bool, take_over: bool, verbose: bool
 ) -> None:
-    from aloop.config import load_config
+    from aloop.cli.options import uri_in_force
+    from aloop.cli.validate import load_checked
+    from db.connection import check_reachable
 
-    load_config(config)
+    cfg = load_checked(config)
+    # Before Prefect starts: an unreachable database is reported in seconds, not after it.
+    check_reachable(uri_in_force(db_uri, cfg.database.uri))
     for key, value in _PREFECT_LOCAL_DEFAULTS.items():
         if not (verbose and key == "PREFECT_LOGGING_LEVEL"):
             os.environ.setdefault(key, value)

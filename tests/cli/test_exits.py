@@ -136,6 +136,9 @@ def test_run_failures_read_as_one_message(monkeypatch):
     for key in ("PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):
         monkeypatch.setenv(key, "x")
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The flow is faked: no Prefect server is started for it, no database is touched.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("ALOOP_DB_URI", "memory://exits")
     config = str(CONFIGS / "demo-water.yaml")
     raised: list[BaseException] = []
 
