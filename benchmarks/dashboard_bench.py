@@ -34,18 +34,18 @@ from benchmarks.harness import alternate, save, timed  # noqa: E402
 
 def seed(uri: str, iterations: int, structures: int) -> str:
     """One campaign of ``iterations`` exploring iterations holding ``structures``."""
-    from db import connection
-    from db import repository as repo
+    from db import campaigns, connection
+    from db.structures import iter_structures
     from tests.dashboard.seed import CONFIG_STOP, add_iteration
 
     connection.connect(uri)
-    campaign, _ = repo.get_or_create_campaign(
+    campaign, _ = campaigns.get_or_create_campaign(
         "big", {"campaign": "big", "stop": CONFIG_STOP}, "b" * 64
     )
     per = structures // (iterations + 1)
     for k in range(iterations + 1):
         add_iteration(campaign, k, structures=per)
-    sid = next(repo.iter_structures(campaign, iteration=iterations))["_id"]
+    sid = next(iter_structures(campaign.id, iteration=iterations))["_id"]
     connection.disconnect()
     return sid
 

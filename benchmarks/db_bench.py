@@ -5,7 +5,7 @@
 Backends: the embedded store (litemongo, SQLite files), the in-memory store, and a
 MongoDB wire-protocol server (mongoeco's proxy, started from .venv-wire or
 ALOOP_TEST_WIRE_PYTHON; or any server given as ALOOP_BENCH_MONGO_URI). Each run
-inserts N distinct 9-atom frames through ``repository.insert_structures`` (hashing,
+inserts N distinct 9-atom frames through ``db.structures.insert_structures`` (hashing,
 dedupe lookup, validation, insert_many), inserts them again (all duplicates), then streams
 them back with ``iter_structures`` (arrays decoded). Target: 10,000 inserted in < 5 s on
 the embedded store. Results go to stdout and benchmarks/results/db_bench.json.
@@ -28,8 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from aloop.records import StructureRecord  # noqa: E402
 from benchmarks.harness import save, timed  # noqa: E402
-from db import connection  # noqa: E402
-from db import repository as repo  # noqa: E402
+from db import campaigns, connection, labels, structures  # noqa: E402
 
 
 def ethanol_frames(n: int, seed: int = 0) -> list[StructureRecord]:
@@ -59,16 +58,19 @@ def run(uri: str, n: int, batch: int) -> dict:
     records = ethanol_frames(n)
     connection.connect(uri)
     try:
-        campaign, _ = repo.get_or_create_campaign(f"bench-{n}", {"campaign": "bench"}, "b" * 64)
+        campaign, _ = campaigns.get_or_create_campaign(
+            f"bench-{n}", {"campaign": "bench"}, "b" * 64
+        )
         # one-off steps in a fixed order (each needs the one before): timed, not alternated
-        insert = partial(repo.insert_structures, campaign, records, batch_size=batch)
+        insert = partial(structures.insert_structures, campaign.id, records, batch_size=batch)
         insert_s, res = timed(insert)
         assert res.inserted == n, res.inserted
         dedupe_s, again = timed(insert)
         assert again.duplicates == n
-        read_s, read = timed(lambda: sum(1 for _ in repo.iter_structures(campaign)))
+        read_s, read = timed(lambda: sum(1 for _ in structures.iter_structures(campaign.id)))
         assert read == n
-        agg_s, _ = timed(lambda: repo.verdict_counts(campaign, 3))
+        # the aggregation the campaign's outcome runs (labels by status)
+        agg_s, _ = timed(lambda: labels.label_counts(campaign.id))
     finally:
         connection.disconnect()
     return {
@@ -96,9 +98,9 @@ def main() -> None:
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        results["embedded"] = run(f"embedded://{tmp}/store", args.n, repo.INSERT_BATCH)
+        results["embedded"] = run(f"embedded://{tmp}/store", args.n, structures.INSERT_BATCH)
         print("embedded", results["embedded"], flush=True)
-        results["memory"] = run("memory://bench", args.n, repo.INSERT_BATCH)
+        results["memory"] = run("memory://bench", args.n, structures.INSERT_BATCH)
         print("memory  ", results["memory"], flush=True)
         uri = os.environ.get("ALOOP_BENCH_MONGO_URI")
         server = None

@@ -35,15 +35,14 @@ def seed(uri: str, n: int) -> None:
     from bson import ObjectId
 
     from aloop.records import StructureRecord
-    from db import connection
-    from db import repository as repo
+    from db import campaigns, connection, structures
     from db.arrays import encode_array
     from db.documents import Label, utcnow
     from dft.settings import LabelSettings
 
     settings = LabelSettings(method="DFT", xc="PBE", basis="def2-svp")
     connection.connect(uri)
-    campaign, _ = repo.get_or_create_campaign("bench", {"campaign": "bench"}, "b" * 64)
+    campaign, _ = campaigns.get_or_create_campaign("bench", {"campaign": "bench"}, "b" * 64)
     base = molecule("CH3CH2OH")
     rng = np.random.default_rng(0)
     labels = Label._get_collection()
@@ -53,7 +52,7 @@ def seed(uri: str, n: int) -> None:
             a = base.copy()
             a.positions += rng.normal(scale=0.05, size=a.positions.shape)
             recs.append(StructureRecord.from_atoms(a, "ethanol", "md", iteration=1))
-        ids = repo.insert_structures(campaign, recs).ids
+        ids = structures.insert_structures(campaign.id, recs).ids
         now = utcnow()
         labels.insert_many(
             [

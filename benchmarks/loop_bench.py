@@ -24,6 +24,7 @@ benchmarks/results/loop_bench.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -38,6 +39,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from aloop.stats import IterationStats  # noqa: E402
+from aloop.vocabulary import LOOP_STAGES, Stage  # noqa: E402
 from benchmarks.harness import Spread, alternate, save  # noqa: E402
 
 EXPLORING = 2
@@ -45,8 +48,7 @@ EXPLORING = 2
 
 def run_campaign(config: Path, cfg: dict, work: Path, counter: Iterator[int]) -> dict:
     """One seed + ``EXPLORING`` iterations on a fresh database: result and stored stats."""
-    from db import connection
-    from db.documents import Iteration
+    from db import campaigns, connection, iterations
     from flows.campaign import campaign_flow
 
     # a campaign of its own per run: the data directory (models, logs) is shared
@@ -58,27 +60,32 @@ def run_campaign(config: Path, cfg: dict, work: Path, counter: Iterator[int]) ->
     finally:
         config.unlink()
     connection.connect(db_uri)
-    stats = {it.index: it.stats for it in Iteration.objects.order_by("index")}
+    campaign_id = campaigns.get_campaign(name).id
+    stats = {it.index: it.stats for it in iterations.campaign_iterations(campaign_id)}
     connection.disconnect()
-    return {"result": result, "stats": stats}
+    return {"result": dataclasses.asdict(result), "stats": stats}
 
 
-def iteration_row(k: int, it: dict, workers: int) -> tuple[dict, float, float, float]:
+def iteration_row(k: int, it: IterationStats, workers: int) -> tuple[dict, float, float, float]:
     """One exploring iteration's row, and its wall, science and strict-science seconds."""
-    t = it["timings"]
-    wall = it["iteration_wall_s"]
-    md_train = t["train"]["compute_s"] + t["explore"]["compute_s"]
-    science = md_train + t["label"]["compute_s"]
-    strict = md_train + it["dft_wall_s"] / workers
-    stage_walls = sum(t[s]["wall_s"] for s in ("train", "explore", "select", "label"))
+    t, labelling = it.timings, it.labelling
+    wall = it.wall_s
+    md_train = t[Stage.TRAIN].compute_s + t[Stage.EXPLORE].compute_s
+    science = md_train + t[Stage.LABEL].compute_s
+    strict = md_train + labelling.dft_wall_s / workers
+    stage_walls = sum(t[s].wall_s for s in LOOP_STAGES)
     row = {
         "iteration": k,
         "wall_s": wall,
-        **{s: t[s] for s in ("train", "explore", "select")},
-        "label": {**t["label"], "dft_wall_s": it["dft_wall_s"], "workers": workers},
+        **{s.value: t[s].model_dump() for s in (Stage.TRAIN, Stage.EXPLORE, Stage.SELECT)},
+        "label": {
+            **t[Stage.LABEL].model_dump(),
+            "dft_wall_s": labelling.dft_wall_s,
+            "workers": workers,
+        },
         "statistics_and_bookkeeping_s": round(wall - stage_walls, 3),
-        "labels": it["labelled"] + it["label_failures"],
-        "frames": it["sampled"],
+        "labels": labelling.labelled + labelling.label_failures,
+        "frames": it.explore.sampled,
         "overhead_share": round((wall - science) / wall, 4),
         "overhead_share_strict": round((wall - strict) / wall, 4),
     }
@@ -97,11 +104,11 @@ def summarise(run: dict, total: float, workers: int) -> dict:
     return {
         "result": run["result"],
         "run_wall_s": round(total, 2),
-        "iteration0_wall_s": stats[0]["iteration_wall_s"],
+        "iteration0_wall_s": stats[0].wall_s,
         "iterations": rows,
         "overhead_share": round((wall - science) / wall, 4),
         "overhead_share_strict": round((wall - strict) / wall, 4),
-        "per_run_startup_s": round(total - wall - stats[0]["iteration_wall_s"], 2),
+        "per_run_startup_s": round(total - wall - stats[0].wall_s, 2),
     }
 
 
