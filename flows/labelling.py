@@ -19,8 +19,9 @@ path), a :class:`dft.worker.LabelTask`, a :class:`dft.settings.LabelSettings` an
 thread count, plus the run contexts Prefect ships with every task so the worker can
 report the task run. Those contexts are trimmed to ids and settings while tasks are
 submitted (:func:`_as_shipped`): Prefect would otherwise pickle the campaign flow by
-value, with the module state its body reads (the CLI's live display), and the label
-stage's own arguments (the whole campaign loop: committees, console, documents).
+value, with the module state its body reads (the CLI's live display), the label stage's
+task with its campaign-module hooks, and the stage's own arguments (the whole campaign
+loop: committees, console, documents).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from prefect import Flow, task
+from prefect import Flow, Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.futures import as_completed
@@ -81,12 +82,13 @@ label_one = task(
 
 
 def _stays_on_the_flow_machine() -> None:
-    """The function of the stand-in flow that workers receive; never called."""
-    raise RuntimeError("the stand-in of a campaign flow is not run")
+    """The function of the stand-ins for the flow and the stage task; never called."""
+    raise RuntimeError("a stand-in of a campaign flow or stage is not run")
 
 
 def _shipped_flow(flow: Flow) -> Flow:
-    """The flow as a worker needs it: its name and result settings, none of its code."""
+    """The flow as a worker needs it: its name and result settings, none of its code
+    (a flow's function pickles by value, with the module state its body reads)."""
     return Flow(
         fn=_stays_on_the_flow_machine,
         name=flow.name,
@@ -100,13 +102,20 @@ def _shipped_flow(flow: Flow) -> Flow:
     )
 
 
+def _shipped_task(parent: Task) -> Task:
+    """The enclosing stage task as a worker needs it: its name, none of its code (its
+    function and retry condition would be imported on the worker, from the campaign's
+    module, which a deployed flow loads from a file path that workers cannot import)."""
+    return Task(fn=_stays_on_the_flow_machine, name=parent.name, cache_policy=NO_CACHE)
+
+
 @contextmanager
 def _as_shipped() -> Iterator[None]:
     """Submit tasks under run contexts that serialise to ids and settings only.
 
     The task runs stay children of the flow run and of the label stage's task run (the
-    ids are kept); the flow travels as a stand-in of the same name, and the label stage's
-    arguments not at all (a child task never reads its parent's arguments).
+    ids are kept); the flow and the stage task travel as stand-ins of the same names, and
+    the stage's arguments not at all (a child task never reads its parent's arguments).
     """
     with ExitStack() as stack:
         flow_ctx = FlowRunContext.get()
@@ -115,7 +124,8 @@ def _as_shipped() -> Iterator[None]:
             stack.enter_context(flow_ctx.model_copy(update={"flow": shipped}))
         task_ctx = TaskRunContext.get()
         if task_ctx is not None:
-            stack.enter_context(task_ctx.model_copy(update={"parameters": {}}))
+            update = {"task": _shipped_task(task_ctx.task), "parameters": {}}
+            stack.enter_context(task_ctx.model_copy(update=update))
         yield
 
 
