@@ -47,7 +47,7 @@ lint: install
 
 # pytest exits 5 when it collects nothing, which fails this target like any other error.
 test: lint install-wire install-tools
-	ALOOP_REQUIRE_WIRE=1 ALOOP_REQUIRE_BROWSER=1 ALOOP_REQUIRE_COMPOSE=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
+	ALOOP_REQUIRE_WIRE=1 ALOOP_REQUIRE_BROWSER=1 ALOOP_REQUIRE_COMPOSE=1 ALOOP_REQUIRE_DASK=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
 
 bench-db: install install-wire
 	ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python benchmarks/db_bench.py
