@@ -70,10 +70,11 @@ def decide(history: Sequence[IterationStats], stop: StopConfig) -> StopDecision:
 def dead_end(index: int, stats: IterationStats) -> str | None:
     """Why iteration ``index`` leaves the campaign nothing to go on with, or None.
 
-    Two ends no rerun changes: walkers that sampled no frame at all (nothing to select
-    or learn from), and a labelling in which not one structure got a usable label (every
-    calculation failed, was rejected or gave a non-finite result), which would leave the
-    next training with nothing new, or at iteration 0 nothing at all.
+    Ends no rerun changes: walkers that sampled no frame at all (nothing to select or
+    learn from); a seed labelling in which not one structure got a usable label (the
+    first committee would train on nothing); and, at any iteration, a labelling whose
+    every structure the geometry guard rejected. SCFs that fail on some (or all) of a
+    later iteration's hard candidates are data, not an end: the loop goes on.
     """
     explore = stats.explore
     if explore is not None and explore.sampled == 0:
@@ -87,7 +88,9 @@ def dead_end(index: int, stats: IterationStats) -> str | None:
             "check explore.steps and explore.sample_interval, and the starting structures"
         )
     labelling = stats.labelling
-    if labelling is not None and labelling.label_failures > 0 and labelling.labelled == 0:
+    if labelling is None or labelling.labelled or not labelling.to_label:
+        return None
+    if index == 0 or labelling.label_rejected == labelling.to_label:
         reasons = sorted(labelling.label_failure_reasons.items(), key=lambda kv: -kv[1])
         shown = "; ".join(f"{n}x {r or 'unknown'}" for r, n in reasons[:3])
         return (

@@ -1,6 +1,6 @@
-"""A campaign that cannot go on says why: walkers that sample no frame, or an iteration
-whose labels all fail, are dead ends (aloop.convergence.dead_end, applied by the loop
-after every stage and again on resume)."""
+"""A campaign that cannot go on says why: walkers that sample no frame, seed labels that
+all fail, or labels the geometry guard all rejects are dead ends (aloop.convergence.
+dead_end, applied by the loop after every stage and again on resume)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,21 @@ def test_an_iteration_whose_labels_all_fail_stops_the_campaign():
     assert dead_end(0, IterationStats(labelling=some)) is None
     nothing_to_do = LabelStats(to_label=0, labelled=0, label_failures=0)
     assert dead_end(2, IterationStats(labelling=nothing_to_do)) is None
+
+
+def test_failed_scfs_on_a_later_iteration_are_data_but_all_rejected_is_an_end():
+    # Two hard candidates whose SCF did not converge: the loop goes on with what it has.
+    hard = LabelStats(
+        to_label=2, labelled=0, label_failures=2, label_failure_reasons={"not converged": 2}
+    )
+    assert dead_end(3, IterationStats(labelling=hard)) is None
+    # Every selected geometry refused by the guard: exploration produces only garbage.
+    garbage = LabelStats(
+        to_label=3,
+        labelled=0,
+        label_failures=3,
+        label_rejected=3,
+        label_failure_reasons={"atoms 0 and 1 are 0.1 Å apart": 3},
+    )
+    reason = dead_end(3, IterationStats(labelling=garbage))
+    assert reason is not None and "none of the 3 structures got a usable label" in reason
