@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aloop.errors import AloopError, UserError
+from aloop.errors import AloopError, InfrastructureError, UserError
 from aloop.records import CampaignRecord
 from aloop.versions import code_versions
 from aloop.vocabulary import CampaignStatus, LabelStatus
@@ -77,47 +77,78 @@ def get_or_create_campaign(
     """The campaign called ``name``, created if absent; returns ``(campaign, created)``.
 
     An existing campaign whose stored ``config_hash`` differs is refused unless
-    ``allow_change``; an allowed change is appended to ``config_changes`` with both hashes.
+    ``allow_change`` (see :func:`accept_config`).
 
     Raises
     ------
     ConfigChangeRefused
         The stored configuration differs and ``allow_change`` is False.
     """
-    existing = Campaign.objects(name=name).first()
-    if existing is None:
-        from mongoengine.errors import NotUniqueError
+    campaign, created = find_or_create_campaign(name, config, config_hash)
+    if not created:
+        campaign = accept_config(campaign.id, config, config_hash, allow_change)
+    return campaign, created
 
-        campaign = Campaign(
-            name=name, config=config, config_hash=config_hash, code_versions=code_versions()
-        )
-        try:
-            with _exclusive():
-                campaign.save()
-        except NotUniqueError:  # another process created it between find and save
-            return get_or_create_campaign(name, config, config_hash, allow_change)
-        return _record(campaign), True
-    if existing.config_hash != config_hash:
-        if not allow_change:
-            raise ConfigChangeRefused(
-                f"campaign {name!r} was created with a different configuration "
-                f"(stored {existing.config_hash[:12]}, given {config_hash[:12]}); "
-                "results would mix settings. Use a new campaign name, or pass "
-                "--allow-config-change to record the change and continue."
-            )
-        existing.config_changes.append(
-            {
-                "at": utcnow(),
-                "from_hash": existing.config_hash,
-                "to_hash": config_hash,
-                "previous_config": existing.config,
-            }
-        )
-        existing.config = config
-        existing.config_hash = config_hash
+
+def find_or_create_campaign(
+    name: str, config: dict, config_hash: str
+) -> tuple[CampaignRecord, bool]:
+    """The campaign called ``name`` as stored, or a new one with this config; returns
+    ``(campaign, created)``. A stored campaign's config is not compared here: a run
+    does that once it holds the campaign's lease, so a refused second run changes
+    nothing."""
+    existing = Campaign.objects(name=name).first()
+    if existing is not None:
+        return _record(existing), False
+    from mongoengine.errors import NotUniqueError
+
+    campaign = Campaign(
+        name=name, config=config, config_hash=config_hash, code_versions=code_versions()
+    )
+    try:
         with _exclusive():
-            existing.save()
-    return _record(existing), False
+            campaign.save()
+    except NotUniqueError:  # another process created it between find and save
+        return find_or_create_campaign(name, config, config_hash)
+    return _record(campaign), True
+
+
+def accept_config(
+    campaign_id: Any, config: dict, config_hash: str, allow_change: bool
+) -> CampaignRecord:
+    """The campaign, once its stored config is the one given.
+
+    A different ``config_hash`` is refused unless ``allow_change``; an allowed change
+    is appended to ``config_changes`` with both hashes and the previous config.
+
+    Raises
+    ------
+    ConfigChangeRefused
+        The stored configuration differs and ``allow_change`` is False.
+    """
+    existing = Campaign.objects.get(id=campaign_id)
+    if existing.config_hash == config_hash:
+        return _record(existing)
+    if not allow_change:
+        raise ConfigChangeRefused(
+            f"campaign {existing.name!r} was created with a different configuration "
+            f"(stored {existing.config_hash[:12]}, given {config_hash[:12]}); "
+            "results would mix settings. Use a new campaign name, or pass "
+            "--allow-config-change to record the change and continue."
+        )
+    existing.config_changes.append(
+        {
+            "at": utcnow(),
+            "from_hash": existing.config_hash,
+            "to_hash": config_hash,
+            "previous_config": existing.config,
+        }
+    )
+    existing.config = config
+    existing.config_hash = config_hash
+    with _exclusive():
+        existing.save()
+    return _record(existing)
 
 
 def get_campaign(name: str) -> CampaignRecord | None:
@@ -260,8 +291,10 @@ def acquire_lease(
         before = _campaigns("default").find_one_and_update(query, {"$set": update})
     if before is None:
         doc = _campaigns("default").find_one({"_id": campaign_id})
+        if doc is None:
+            raise InfrastructureError(f"campaign {campaign_id} was deleted while starting")
         holder = _holder(doc)
-        if doc is None or holder is None:  # gone or released in between: try again
+        if holder is None:  # released in between: try again
             return acquire_lease(campaign_id, owner, duration_s, take_over)
         raise CampaignBusy(
             f"campaign {doc.get('name')!r} is being run by {holder.describe()}; "

@@ -75,7 +75,8 @@ def _parse(uri: str) -> dict[str, Any]:
         warnings.simplefilter("always")
         try:
             parsed = _validate_uri(uri, validate=True, warn=False)
-        except (PyMongoError, ValueError) as exc:
+        except (PyMongoError, ValueError, OSError) as exc:
+            # OSError: a TLS file option (tlsCAFile, ...) naming a file that is not there
             raise _refuse(uri, _pymongo_reason(uri, exc)) from None
     if caught:
         raise _refuse(uri, str(caught[0].message).lower().rstrip("."))

@@ -159,10 +159,11 @@ def run_campaign(
     same campaign is refused with :class:`~db.campaigns.CampaignBusy` unless
     ``take_over``.
     """
-    campaign, created = campaigns.get_or_create_campaign(
-        cfg.campaign, cfg.model_dump(mode="json"), cfg.result_hash(), allow_config_change
-    )
+    config, config_hash = cfg.model_dump(mode="json"), cfg.result_hash()
+    campaign, created = campaigns.find_or_create_campaign(cfg.campaign, config, config_hash)
     with RunLease(campaign.id, cfg.campaign, take_over=take_over) as lease:
+        # Compared (and a change recorded) only while this run holds the campaign.
+        campaigns.accept_config(campaign.id, config, config_hash, allow_config_change)
         if lease.previous is not None:
             how = "its lease had expired" if lease.previous.seconds_left() == 0 else "--take-over"
             reporter.message(

@@ -3,10 +3,14 @@ the password never shown; and read-only commands on a mistyped embedded path."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 import time
 
+import dns.message
+import dns.rcode
 import dns.resolver
 import pytest
 from typer.testing import CliRunner
@@ -50,9 +54,44 @@ MALFORMED = [
     ("unresolvable SRV", f"mongodb+srv://al:{PW}@localhost/aloop", "SRV"),
     ("bad SRV", f"mongodb+srv://al:{PW}@c.example.org:27017/aloop", "port"),
     ("bad SRV", f"mongodb+srv://al:{PW}@a.example.org,b.example.org/aloop", "one"),
+    ("missing TLS file", f"mongodb://al:{PW}@db.example.org/?tls=true&tlsCAFile=/no.pem", "tls"),
     ("unknown scheme", f"mongdb://al:{PW}@db.example.org/aloop", "scheme"),
     ("unknown scheme", f"postgres://al:{PW}@db.example.org/aloop", "scheme"),
 ]
+
+
+def _loopback_resolver(monkeypatch, answer: bool) -> socket.socket:
+    """DNS on 127.0.0.1 only: a UDP server that says "no such name" to every query
+    (``answer``) or never replies, so no lookup leaves this machine."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+
+    def serve() -> None:
+        while sock.fileno() != -1:
+            try:
+                data, peer = sock.recvfrom(4096)
+            except (TimeoutError, OSError):
+                continue
+            reply = dns.message.make_response(dns.message.from_wire(data))
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+            sock.sendto(reply.to_wire(), peer)
+
+    if answer:
+        threading.Thread(target=serve, daemon=True).start()
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ["127.0.0.1"]
+    resolver.port = sock.getsockname()[1]
+    monkeypatch.setattr(dns.resolver, "default_resolver", resolver)
+    return sock
+
+
+@pytest.fixture(autouse=True)
+def no_dns_beyond_loopback(monkeypatch):
+    """Every SRV lookup of these tests is answered on loopback."""
+    sock = _loopback_resolver(monkeypatch, answer=True)
+    yield
+    sock.close()
 
 
 @pytest.mark.parametrize(("category", "uri", "words"), MALFORMED, ids=[m[1] for m in MALFORMED])
@@ -86,14 +125,13 @@ def test_malformed_uri_in_the_environment_and_in_a_real_process(tmp_path):
 
 def test_srv_lookup_that_times_out_is_reported_within_the_timeout(monkeypatch):
     """No DNS server answers: reported (exit 1, infrastructure) within a few seconds."""
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = ["192.0.2.1"]  # TEST-NET-1: nothing answers there
-    monkeypatch.setattr(dns.resolver, "default_resolver", resolver)
+    silent = _loopback_resolver(monkeypatch, answer=False)
     start = time.monotonic()
     with pytest.raises(connection.DatabaseUnavailable, match="SRV") as info:
         connection.connect(f"mongodb+srv://al:{PW}@cluster0.example.org/aloop")
     assert time.monotonic() - start < connection.SERVER_TIMEOUT_MS / 1000 + 4
     assert PW not in str(info.value)
+    silent.close()
 
 
 def test_a_valid_uri_is_not_refused_by_the_syntax_check():
