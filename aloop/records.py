@@ -182,4 +182,5 @@ class CampaignOutcome:
     iterations: int
     labels_ok: int
     labels_failed: int
+    labels_rejected: int = 0
     database: str = ""

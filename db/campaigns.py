@@ -213,7 +213,8 @@ def list_campaigns() -> list[dict]:
 
 # ------------------------------------------------------------------------------ lease
 
-_LEASE_FIELDS = ("lease_owner", "lease_host", "lease_pid", "lease_since", "lease_expires")
+#: The fields of a run's hold on a campaign (a copy of the campaign does not carry them).
+LEASE_FIELDS = ("lease_owner", "lease_host", "lease_pid", "lease_since", "lease_expires")
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,7 @@ def release_lease(campaign_id: Any, owner: str, alias: str = "default") -> bool:
     with _exclusive(alias):
         res = _campaigns(alias).update_one(
             {"_id": campaign_id, "lease_owner": owner},
-            {"$set": dict.fromkeys(_LEASE_FIELDS)},
+            {"$set": dict.fromkeys(LEASE_FIELDS)},
         )
     return res.matched_count == 1
 

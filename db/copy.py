@@ -14,6 +14,7 @@ from pymongo.errors import BulkWriteError
 
 from aloop.errors import UserError
 from db.blobs import CHUNKS, FILES, get_blob
+from db.campaigns import LEASE_FIELDS
 from db.scan import scan
 
 #: Collections that hold a campaign's documents, in the order they are copied.
@@ -110,6 +111,9 @@ def copy_campaigns(
         seen = written = 0
         batch: list[dict] = []
         for doc in scan(collection, match, alias=src_alias):
+            if collection == "campaigns":  # a run's hold stays with the source
+                for key in LEASE_FIELDS:
+                    doc.pop(key, None)
             batch.append(doc)
             seen += 1
             if len(batch) >= BATCH:

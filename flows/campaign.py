@@ -249,7 +249,8 @@ def _outcome(campaign_id: Any) -> CampaignOutcome:
         reason=campaign.status_reason,
         iterations=campaign.current_iteration + 1,
         labels_ok=counts.get(LabelStatus.OK, 0),
-        labels_failed=counts.get(LabelStatus.FAILED, 0) + counts.get(LabelStatus.REJECTED, 0),
+        labels_failed=counts.get(LabelStatus.FAILED, 0),
+        labels_rejected=counts.get(LabelStatus.REJECTED, 0),
     )
 
 

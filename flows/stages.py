@@ -315,16 +315,17 @@ def label_stage(
             jobs.append((task, settings))
     if skipped:
         loop.reporter.message(f"  {skipped} of {total} already labelled (resumed)")
-    progress = Counter[str]()
+    finished = Counter[LabelStatus]()
 
     def on_record(rec: LabelRecord) -> None:
         rec.iteration = k
         labels.record_label(loop.campaign.id, rec)
-        progress["done"] += 1
-        progress["failed"] += rec.status == LabelStatus.FAILED
-        progress["rejected"] += rec.status == LabelStatus.REJECTED
+        finished[LabelStatus(rec.status)] += 1
         loop.reporter.labels(
-            progress["done"], len(jobs), progress["failed"], rejected=progress["rejected"]
+            finished.total(),
+            len(jobs),
+            finished[LabelStatus.FAILED],
+            rejected=finished[LabelStatus.REJECTED],
         )
 
     start = time.perf_counter()

@@ -202,7 +202,7 @@ def _print_outcome(result: CampaignOutcome) -> None:
         typer.echo(f"  reason: {result.reason}")
     typer.echo(
         f"  iterations: {result.iterations}, labels: {result.labels_ok} ok, "
-        f"{result.labels_failed} failed"
+        f"{result.labels_failed} failed, {result.labels_rejected} rejected"
     )
     typer.echo(f"  data: {result.database}")
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
