@@ -46,6 +46,9 @@ def test_sigkill_at_three_points_then_resume(prefect_api, tiny_config, tmp_path)
     db_uri = f"embedded://{tmp_path / 'db'}"
     env = campaign_env(prefect_api, tmp_path / "data")
     args = ["run", str(path), "--db", db_uri]
+    # A SIGKILLed run leaves its lease on the campaign; the user who killed it knows it is
+    # gone and takes the campaign over at once instead of waiting for the lease to expire.
+    resume = [*args, "--take-over"]
     log = tmp_path / "run.log"
     n_seeds = 1 + cfg["initial"]["rattled_per_structure"]
 
@@ -73,7 +76,7 @@ def test_sigkill_at_three_points_then_resume(prefect_api, tiny_config, tmp_path)
         assert stage(0, Stage.LABEL) == StageStatus.RUNNING
 
         # 2. Mid-training: member 0 of iteration 1 stored, member 1 not yet.
-        proc = start_aloop(args, env, log)
+        proc = start_aloop(resume, env, log)
         _kill_when(
             proc,
             lambda: db["models"].count_documents({"iteration": 1}) == 1,
@@ -84,12 +87,12 @@ def test_sigkill_at_three_points_then_resume(prefect_api, tiny_config, tmp_path)
         member0 = Model.objects.get(iteration=1, member=0).id
 
         # 3. Mid-exploration of iteration 1.
-        proc = start_aloop(args, env, log)
+        proc = start_aloop(resume, env, log)
         _kill_when(proc, lambda: stage(1, Stage.EXPLORE) == StageStatus.RUNNING, "exploration", log)
         assert stage(1, Stage.SELECT) == StageStatus.PENDING
 
         # 4. Run to the end.
-        done = run_aloop(args, env)
+        done = run_aloop(resume, env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "resuming campaign tiny-water at iteration 1" in done.stderr
         assert "iteration cap reached (2)" in done.stdout

@@ -1,8 +1,11 @@
 """End to end: ``aloop run`` of the tiny campaign with ``execution.task_runner: dask``, on
 a local cluster and on an external scheduler with two workers, as docs/scale-out.md says.
 
-Each run must finish with the labels a local (thread runner) run of the same campaign
-makes, every one of them a task run the Prefect API knows, computed by the Dask workers.
+Each run must label the seed structures with the very numbers a local (thread runner)
+run of the same campaign computes, label every structure it selects, and do each label
+as a task run the Prefect API knows, computed by the Dask workers. (What later
+iterations select depends on MACE training, which is not bit-reproducible across runs
+on a CPU with several threads, so their counts are not compared.)
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ def _run_campaign(prefect_api: str, config: Path, where: Path) -> dict:
         counts = check_campaign("tiny-water", committee_size=2)
         campaign = campaigns.get_campaign("tiny-water")
         by_status = labels.label_counts(campaign.id)
-        structures = [str(lab.structure.id) for lab in Label.objects(campaign=campaign.id)]
+        found = list(Label.objects(campaign=campaign.id))
+        structures = [str(lab.structure.id) for lab in found]
+        seeds = {lab.structure.hash: lab.energy for lab in found if lab.iteration == 0}
     finally:
         connection.disconnect()
-    return {"counts": counts, "by_status": by_status, "structures": structures}
+    return {"counts": counts, "by_status": by_status, "structures": structures, "seeds": seeds}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +77,14 @@ def _label_task_runs(structures: list[str]) -> dict[str, tuple[str, object]]:
 
 
 def _assert_like_local(run: dict, local: dict) -> None:
-    assert run["by_status"] == local["by_status"]
+    # Every label ok, every selected structure labelled (check_campaign), learning went on.
+    assert set(run["by_status"]) == {LabelStatus.OK}
     assert run["by_status"][LabelStatus.OK] == len(run["structures"]) >= 12 + 1
-    for key in ("iterations", "selected", "labels", "labels_ok"):
-        assert run["counts"][key] == local["counts"][key], key
+    assert run["counts"]["iterations"] == local["counts"]["iterations"]
+    # The same seed structures, labelled to the same numbers as on the thread runner.
+    assert run["seeds"].keys() == local["seeds"].keys() and len(run["seeds"]) == 12
+    for digest, energy in run["seeds"].items():
+        assert energy == pytest.approx(local["seeds"][digest], abs=1e-8), digest
     # One Prefect task run per structure, finished, in the campaign's flow run.
     runs = _label_task_runs(run["structures"])
     states = {name: state for name, (state, _) in runs.items()}
