@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -62,7 +62,6 @@ def import_(
     composition (unless --system names it), keys that exist, a plausible unit.
     """
     from aloop.config import load_config
-    from aloop.dataset.import_checks import ImportKeys
     from aloop.dataset.importing import UNITS
     from db.campaigns import get_or_create_campaign
     from db.importing import import_frames
@@ -75,13 +74,7 @@ def import_(
         raise UserError(f"--units must be one of {', '.join(UNITS)}")
     if not source.is_file():
         raise UserError(f"{source}: file not found")
-    keys = ImportKeys(
-        energy=energy_key or "REF_energy",
-        forces=forces_key or "REF_forces",
-        stress=stress_key,
-        energy_given=energy_key is not None,
-        forces_given=forces_key is not None,
-    )
+    keys = _keys(energy_key, forces_key, stress_key)
     frames, periodic = _checked_frames(cfg, config, system, source, keys, units, trust_units, named)
     settings = LabelSettings.from_config(cfg.dft, periodic=periodic)
     failed = functools.partial(_import_failed, source)
@@ -104,6 +97,19 @@ def import_(
         f"imported {result.frames} frames into {cfg.campaign} ({system}): "
         f"{result.new_structures} new structures, {result.labels_added} labels, "
         f"{result.to_label} to label by the next `aloop run`"
+    )
+
+
+def _keys(energy_key: str | None, forces_key: str | None, stress_key: str) -> Any:
+    """The keys to read labels under; a key the user named must be found in the file."""
+    from aloop.dataset.import_checks import ImportKeys
+
+    return ImportKeys(
+        energy=energy_key or "REF_energy",
+        forces=forces_key or "REF_forces",
+        stress=stress_key,
+        energy_given=energy_key is not None,
+        forces_given=forces_key is not None,
     )
 
 
