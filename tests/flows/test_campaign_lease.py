@@ -50,13 +50,14 @@ def test_lease_is_taken_refused_renewed_released_and_expires(campaign_id):
 
 
 def test_heartbeat_keeps_the_lease_and_a_taken_lease_stops_the_run(campaign_id):
-    with RunLease(campaign_id, "lease", duration_s=0.4) as lease:
-        time.sleep(1.0)  # past the length: only the heartbeat keeps it
+    # Lengths with room for a loaded machine: beats every 0.5 s keep a 2 s lease.
+    with RunLease(campaign_id, "lease", duration_s=2.0) as lease:
+        time.sleep(3.0)  # past the length: only the heartbeat keeps it
         with pytest.raises(campaigns.CampaignBusy):
             campaigns.acquire_lease(campaign_id, "intruder", 60)
         lease.check()
         campaigns.acquire_lease(campaign_id, "intruder", 60, take_over=True)
-        time.sleep(0.5)
+        time.sleep(1.5)  # three beats: the next one finds the lease gone
         with pytest.raises(Exception, match="another run took the campaign over"):
             lease.check()
     assert campaigns.lease_holder(campaign_id).owner == "intruder"  # not released by a
