@@ -28,8 +28,8 @@ from dft.worker import (
     failed_label,
     run_one,
     start_workers,
+    stop_workers,
     timed_out_label,
-    worker_processes,
 )
 
 if TYPE_CHECKING:
@@ -172,16 +172,23 @@ class _Batch:
     def run_pool(self) -> None:
         """Start a pool and label on it until the work is done or the pool is killed (a
         worker died or overran its limit); what is left waits for the next pool."""
-        with start_workers(self.workers, self.threads) as pool:
+        pool = start_workers(self.workers, self.threads)
+        killed = False
+        try:
             self.running = {}
-            killed = False
             while (self.waiting or self.running) and not killed:
                 self._submit(pool)
                 finished, _ = wait(self.running, timeout=1.0, return_when=FIRST_COMPLETED)
                 killed = self._collect(finished)
                 killed = self._kill_overdue(pool) or killed
+        except BaseException:  # Ctrl-C or an error: nothing waits for calculations
+            killed = True
+            raise
+        finally:
             if killed:
-                pool.shutdown(wait=False, cancel_futures=True)
+                stop_workers(pool)
+            else:
+                pool.shutdown()
 
     def _submit(self, pool: ProcessPoolExecutor) -> None:
         """Fill free worker slots; a suspect only ever runs by itself."""
@@ -231,6 +238,5 @@ class _Batch:
             self.deliver(timed_out_label(task, self.settings, time.monotonic() - t0))
         self.queue.extend(task for task, _ in self.running.values())
         self.running.clear()
-        for proc in worker_processes(pool):
-            proc.kill()
+        stop_workers(pool)
         return True

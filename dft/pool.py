@@ -21,8 +21,8 @@ from dft.worker import (
     LabelTask,
     run_one,
     start_workers,
+    stop_workers,
     timed_out_label,
-    worker_processes,
 )
 
 if TYPE_CHECKING:
@@ -71,11 +71,10 @@ class LabelPool:
             if self._executor is None or generation != self._generation:
                 return
             ex, self._executor = self._executor, None
-        procs = worker_processes(ex)
         if kill:
-            for proc in procs:
-                proc.kill()
-        ex.shutdown(wait=False, cancel_futures=True)
+            stop_workers(ex)
+        else:
+            ex.shutdown(wait=False, cancel_futures=True)
 
     def label(self, task: LabelTask, settings: LabelSettings) -> LabelRecord:
         """Label one structure in a worker process.
@@ -107,10 +106,7 @@ class LabelPool:
             self._closed = True
             ex, self._executor = self._executor, None
         if ex is not None:
-            procs = worker_processes(ex)
-            ex.shutdown(wait=False, cancel_futures=True)
-            for proc in procs:
-                proc.kill()
+            stop_workers(ex)
 
     def __enter__(self) -> LabelPool:
         return self

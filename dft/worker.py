@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import socket
 import threading
 import time
@@ -66,7 +67,12 @@ def default_layout(cores: int | None = None) -> tuple[int, int]:
 
 def init_worker(threads: int) -> None:
     """Initialise a labelling worker process: ``threads`` OpenMP threads for PySCF, one
-    for the BLAS libraries, and an exit when the process that started it is gone."""
+    for the BLAS libraries, Ctrl-C left to the parent, and an exit when the process that
+    started it is gone."""
+    # A terminal's Ctrl-C reaches the whole process group. The parent decides what an
+    # interrupt means and kills its workers (stop_workers); a worker that took it itself
+    # would die mid-queue-read with a traceback on the user's terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Before numpy/pyscf allocate their thread pools in this process.
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -124,6 +130,15 @@ def start_workers(workers: int, threads: int) -> ProcessPoolExecutor:
 def worker_processes(executor: ProcessPoolExecutor) -> list:
     """The executor's live worker processes (a private attribute; empty if absent)."""
     return list((getattr(executor, "_processes", None) or {}).values())
+
+
+def stop_workers(executor: ProcessPoolExecutor) -> None:
+    """Shut ``executor`` down without waiting and kill its workers: calculations in flight
+    end (their futures raise ``BrokenProcessPool``) and no queued one starts."""
+    procs = worker_processes(executor)
+    executor.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.kill()
 
 
 def run_one(
