@@ -67,12 +67,20 @@ __all__ = [
     "parse_config",
 ]
 
-#: Settings added after campaigns were first stored, with the value that reproduces the
-#: behaviour from before they existed. At that value they stay out of the result hash,
-#: so a stored campaign resumes after an upgrade instead of being refused as changed.
+#: Settings added after campaigns were first stored (section, dotted key), with their
+#: default. At that value they stay out of the result hash, so a stored campaign resumes
+#: after an upgrade instead of being refused as changed. Where the default computes
+#: something new (the label protocol, explicit E0s), the change shows where it happens:
+#: labels carry a new settings hash (stale ones are relabelled on resume, see
+#: flows/relabel.py) and each model stores its hyperparameters.
 HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "min_updates"): 0,
     ("model", "ema_decay"): None,
+    ("model", "stress_weight"): 1.0,
+    ("model", "e0s"): "isolated_atoms",
+    ("dft", "ecp"): "auto",
+    ("dft", "spin"): "restricted",
+    ("dft", "scf.stability_rounds"): 3,
 }
 
 
@@ -163,8 +171,12 @@ class CampaignConfig(Section):
             mode="json", exclude={"execution", "database", "description", "stop"}
         )
         for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
-            if data[section].get(key) == neutral:
-                del data[section][key]
+            *parents, leaf = key.split(".")
+            holder = data[section]
+            for part in parents:
+                holder = holder[part]
+            if holder.get(leaf) == neutral:
+                del holder[leaf]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

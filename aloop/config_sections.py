@@ -49,7 +49,14 @@ Temperature = Annotated[float, _NUMBER, Field(gt=0, le=1e5)]
 Pressure = Annotated[float, _NUMBER, Field(ge=-1e3, le=1e4)]
 Name = Annotated[str, Field(min_length=1)]
 
-SCF_STRATEGIES = ("diis", "damping_levelshift", "newton", "initial_guess", "smearing")
+SCF_STRATEGIES = ("diis", "damping_levelshift", "newton", "initial_guess")
+#: How a singlet whose restricted solution is unstable towards an unrestricted one is
+#: labelled: ``restricted`` keeps the restricted surface and flags the label;
+#: ``broken_symmetry`` re-solves unrestricted from the unstable orbitals and keeps that.
+SPIN_POLICIES = ("restricted", "broken_symmetry")
+#: How MACE's isolated-atom reference energies are set: ``isolated_atoms`` labels each
+#: element's atom at the campaign's settings; ``average`` is MACE's least-squares fit.
+E0_MODES = ("isolated_atoms", "average")
 
 
 def _require_items(values: list, message: str) -> list:
@@ -109,8 +116,14 @@ class PeriodicDFT(Section):
     pseudo: Name = "gth-pade"
     basis: Name = "gth-szv"
     ke_cutoff_hartree: PositiveFloat | None = None
-    multigrid: Bool = Field(True, description="needed for analytic RKS Gamma gradients")
-    smearing_hartree: NonNegativeFloat = 0.0
+    multigrid: Bool = Field(
+        False,
+        description="PySCF's multigrid Gamma-point KS: faster, but forces only (its stress "
+        "fails); off, the single-k-point FFTDF code gives forces and stress",
+    )
+    smearing_hartree: NonNegativeFloat = Field(
+        0.0, description="Fermi smearing width; labels then store the free energy"
+    )
 
 
 class SCFConfig(Section):
@@ -124,6 +137,23 @@ class SCFConfig(Section):
     )
     damping: Annotated[float, _NUMBER, Field(ge=0, lt=1)] = 0.5
     level_shift_hartree: NonNegativeFloat = 0.25
+    stability_rounds: Annotated[int, _NUMBER, Field(ge=1, le=20)] = Field(
+        3,
+        description="times an internally unstable SCF solution is followed downhill and "
+        "re-converged before the label fails as unstable",
+    )
+
+    @field_validator("recovery", mode="before")
+    @classmethod
+    def _no_smearing_rung(cls, v: Any) -> Any:
+        if isinstance(v, list) and "smearing" in v:
+            raise ValueError(
+                "'smearing' is no longer a recovery strategy: a smeared SCF is another "
+                "surface (its forces are free-energy derivatives), so a rescue by smearing "
+                "would mix two surfaces under one settings hash; set "
+                "dft.periodic.smearing_hartree to label every structure smeared"
+            )
+        return v
 
     @field_validator("recovery")
     @classmethod
@@ -150,6 +180,18 @@ class DFTConfig(Section):
     auxbasis: Name | None = None
     grid_level: Annotated[int, _NUMBER, Field(ge=0, le=9)] = 3
     dispersion: Literal["d3bj", "d3zero", "d4"] | None = None
+    ecp: Name = Field(
+        "auto",
+        description="effective core potentials: 'auto' takes the basis's own for def2-* "
+        "sets (elements beyond Kr), 'none' runs all-electron, another value names a PySCF "
+        "ECP; periodic systems use periodic.pseudo instead",
+    )
+    spin: Literal[SPIN_POLICIES] = Field(  # type: ignore[valid-type]
+        "restricted",
+        description="a singlet whose restricted solution is unstable towards an "
+        "unrestricted one: 'restricted' keeps it and flags the label, 'broken_symmetry' "
+        "re-solves unrestricted from the unstable orbitals",
+    )
     periodic: PeriodicDFT = PeriodicDFT()
     scf: SCFConfig = SCFConfig()
     guard: GeometryGuard = GeometryGuard()
@@ -190,6 +232,16 @@ class ModelConfig(Section):
     )
     energy_weight: NonNegativeFloat = 1.0
     forces_weight: NonNegativeFloat = 100.0
+    stress_weight: NonNegativeFloat = Field(
+        1.0, description="MACE --stress_weight, used when the training labels carry stress"
+    )
+    e0s: Literal[E0_MODES] = Field(  # type: ignore[valid-type]
+        "isolated_atoms",
+        description="isolated-atom reference energies: 'isolated_atoms' labels each "
+        "element's atom at the campaign's DFT settings (spin-polarised, ground-state "
+        "multiplicity); 'average' is MACE's least-squares fit, rank-deficient when every "
+        "frame has one composition",
+    )
     valid_fraction: Annotated[float, _NUMBER, Field(gt=0, lt=1)] = 0.1
     dtype: Literal["float32", "float64"] = "float64"
     device: Literal["auto", "cpu", "cuda"] = "auto"

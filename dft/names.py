@@ -16,7 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ase.calculators.calculator import InputError
+
 from aloop.structures import load_system_structures
+from dft.ecp import ecp_map
+from dft.settings import LabelSettings
 
 if TYPE_CHECKING:
     from aloop.config import CampaignConfig
@@ -46,6 +50,11 @@ def dft_name_problems(cfg: CampaignConfig, base_dir: Path) -> list[str]:
         missing = _missing(name, elements, load)
         if missing:
             problems.append(f"{key}: {missing}")
+    if molecular and (ecp := LabelSettings.from_config(dft).ecp_name):
+        try:
+            ecp_map(ecp, molecular)
+        except InputError as exc:
+            problems.append(f"dft.ecp: {exc}")
     return problems
 
 

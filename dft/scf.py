@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase.calculators.calculator import CalculationFailed, InputError, SCFError
 
+from dft.ecp import ecp_map
 from dft.units import BOHR_ANG
 
 if TYPE_CHECKING:
@@ -76,8 +77,15 @@ def build_system(atoms: Atoms, settings: LabelSettings, charge: int, multiplicit
             return cell
         from pyscf import gto
 
+        ecp = ecp_map(settings.ecp_name, atoms.get_chemical_symbols())
         return gto.M(
-            atom=atom, unit="Bohr", basis=settings.basis, charge=int(charge), spin=spin, verbose=0
+            atom=atom,
+            unit="Bohr",
+            basis=settings.basis,
+            ecp=ecp,
+            charge=int(charge),
+            spin=spin,
+            verbose=0,
         )
     except (RuntimeError, KeyError, ValueError) as exc:
         raise InputError(f"PySCF cannot build this system: {exc}") from None

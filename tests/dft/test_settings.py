@@ -1,4 +1,5 @@
-"""Label settings: the hash stored campaigns were labelled under stays what it was."""
+"""Label settings: the hash is pinned (it only changes on purpose) and complete (every
+input that changes a label's numbers changes it)."""
 
 from __future__ import annotations
 
@@ -12,20 +13,21 @@ from dft.settings import LabelSettings
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
-#: settings_hash() of each shipped config's label settings (molecular, then periodic),
-#: computed with the code as it was before issue 16's refactor, at PySCF 2.14.0.
+#: settings_hash() of each shipped config's label settings (molecular, then periodic), at
+#: PySCF 2.14.0 and label protocol 2 (issue 18: stability analysis, smeared free energy,
+#: def2 ECPs, spin policy). A change here means every stored label gets relabelled.
 PINNED = {
     "demo-water.yaml": (
-        "650812b6ce54bf41083caa161626ad34722545c5d6e142e4301c4e897f4b521b",
-        "2f9a87f16c42ad07acd1b971b7a3d1b5fc9ccf5af82ff163877c7ab7a391d5d2",
+        "fa38c6a106b97a161a93717d56b9c2049a72aeb0d2b0e0ed1e7a1355e8416a44",
+        "e0842126d044eb5eb9d0e39d489280f79ca195cc214aaafbaefcc13bbfc1147d",
     ),
     "ethanol.yaml": (
-        "9e730d0033005697971dfa0edc0718774d5d4efe083a4468c9d68e54aaeeb18b",
-        "e56cfadf9e801b537915565d689ca8c3307b4c9376349969bf17d28e2c012a9f",
+        "07112f054bb03ceae45e88bdc58800c013a4a5509221faeda09bf3239659770b",
+        "a407abf29f4da5053dd78834e51030ec1e19a01b584b7d5728958fde0793d4ce",
     ),
     "mgcl2-molten.yaml": (
-        "a85eedd2dd73b442f52a1699c4b73d849d470dc00eaf6b5b75f9e5f8316560ff",
-        "6060aa9879287a5460af38e632a1c6146c157ec11cfd4093b84ad218978b77d3",
+        "b4cfb09c1c0f1828c448bd8529d28baeb80e9093631f039539f013963910a0b5",
+        "221a05d5a9259aa233f4934312cf0c19725e596354f784afd9e380706d74ca01",
     ),
 }
 
@@ -47,9 +49,12 @@ def test_demo_water_result_fields_are_pinned():
         "conv_tol": 1e-09,
         "density_fit": False,
         "dispersion": None,
+        "ecp": None,
+        "label_protocol": 2,
         "method": "HF",
         "periodic": False,
         "pyscf_version": "2.14.0",
+        "spin": "restricted",
     }
     assert settings.timeout_s == 120.0
 
@@ -57,7 +62,7 @@ def test_demo_water_result_fields_are_pinned():
 def test_default_settings_hash_is_pinned():
     default = dataclasses.replace(LabelSettings(), pyscf_version="2.0.0")
     assert default.settings_hash() == (
-        "095f1ee159794c8c7b3cd62f6d7bfa47cc0e6c4266ceca2dd131d6a8643e01b8"
+        "31e562032c3941c826bd4f107bf51f58feea649ee530b8cfef0751b74333a9db"
     )
 
 
@@ -73,18 +78,88 @@ def test_defaults_are_the_configs_defaults():
         "auxbasis": None,
         "grid_level": 3,
         "dispersion": None,
+        "ecp": "auto",
+        "spin": "restricted",
         "conv_tol": 1e-09,
         "periodic": False,
         "pbc_basis": "gth-szv",
         "pbc_pseudo": "gth-pade",
         "ke_cutoff_hartree": None,
-        "multigrid": True,
+        "multigrid": False,
         "smearing_hartree": 0.0,
         "max_cycle": 100,
         "recovery": ("diis", "damping_levelshift", "newton", "initial_guess"),
         "damping": 0.5,
         "level_shift_hartree": 0.25,
+        "stability_rounds": 3,
         "timeout_s": 3600.0,
         "min_distance_factor": 0.5,
         "pyscf_version": "x",
     }
+
+
+#: One change per input that alters a label's numbers, molecular then periodic.
+MOLECULAR_CHANGES = {
+    "method": "HF",
+    "xc": "B3LYP",
+    "basis": "def2-TZVP",
+    "density_fit": True,
+    "auxbasis": "def2-universal-jkfit",
+    "grid_level": 5,
+    "dispersion": "d3bj",
+    "ecp": "none",
+    "spin": "broken_symmetry",
+    "conv_tol": 1e-7,
+    "pyscf_version": "9.9.9",
+}
+PERIODIC_CHANGES = {
+    "xc": "PBE0",
+    "pbc_basis": "gth-dzvp",
+    "pbc_pseudo": "gth-pbe",
+    "ke_cutoff_hartree": 80.0,
+    "multigrid": True,
+    "smearing_hartree": 0.005,
+    "spin": "broken_symmetry",
+    "conv_tol": 1e-7,
+}
+#: Inputs that only decide how hard to try: every label records how its SCF went.
+EFFORT = {
+    "max_cycle": 300,
+    "recovery": ("newton",),
+    "damping": 0.2,
+    "level_shift_hartree": 0.5,
+    "timeout_s": 10.0,
+    "stability_rounds": 5,
+    "min_distance_factor": 0.3,
+}
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(MOLECULAR_CHANGES.items()))
+def test_each_molecular_input_changes_the_hash(name, value):
+    base = LabelSettings(density_fit=name == "auxbasis")
+    assert dataclasses.replace(base, **{name: value}).settings_hash() != base.settings_hash()
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(PERIODIC_CHANGES.items()))
+def test_each_periodic_input_changes_the_hash(name, value):
+    base = LabelSettings(periodic=True)
+    assert dataclasses.replace(base, **{name: value}).settings_hash() != base.settings_hash()
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(EFFORT.items()))
+def test_effort_settings_leave_the_hash_alone(name, value):
+    base = LabelSettings()
+    assert dataclasses.replace(base, **{name: value}).settings_hash() == base.settings_hash()
+
+
+def test_every_setting_is_either_in_the_hash_or_effort():
+    names = {f.name for f in dataclasses.fields(LabelSettings)} - {"periodic"}
+    assert names == set(MOLECULAR_CHANGES) | set(PERIODIC_CHANGES) | set(EFFORT)
+
+
+def test_auto_ecp_is_the_def2_sets_own_and_hashes_like_it():
+    auto = LabelSettings(basis="def2-SVP")
+    assert auto.ecp_name == "def2-SVP"
+    assert auto.settings_hash() == dataclasses.replace(auto, ecp="def2-SVP").settings_hash()
+    assert LabelSettings(basis="6-31g").ecp_name is None
+    assert LabelSettings(basis="def2-SVP", ecp="none").ecp_name is None
