@@ -40,6 +40,7 @@ from aloop.config_sections import (
 )
 from aloop.errors import UserError
 from aloop.structures import check_system_structures, resolve_path
+from aloop.vocabulary import E0Source, SpinPolicy
 
 __all__ = [
     "HASH_NEUTRAL_DEFAULTS",
@@ -77,9 +78,9 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "min_updates"): 0,
     ("model", "ema_decay"): None,
     ("model", "stress_weight"): 1.0,
-    ("model", "e0s"): "isolated_atoms",
+    ("model", "e0s"): E0Source.ISOLATED_ATOMS,
     ("dft", "ecp"): "auto",
-    ("dft", "spin"): "restricted",
+    ("dft", "spin"): SpinPolicy.RESTRICTED,
     ("dft", "scf.stability_rounds"): 3,
 }
 

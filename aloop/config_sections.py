@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from aloop.vocabulary import E0Source, SpinPolicy
+
 #: Largest count any setting may hold: beyond it a loop or an allocation never ends.
 MAX_COUNT = 10**9
 #: Frames one iteration's walkers may sample per system: each is held in memory (and
@@ -50,13 +52,6 @@ Pressure = Annotated[float, _NUMBER, Field(ge=-1e3, le=1e4)]
 Name = Annotated[str, Field(min_length=1)]
 
 SCF_STRATEGIES = ("diis", "damping_levelshift", "newton", "initial_guess")
-#: How a singlet whose restricted solution is unstable towards an unrestricted one is
-#: labelled: ``restricted`` keeps the restricted surface and flags the label;
-#: ``broken_symmetry`` re-solves unrestricted from the unstable orbitals and keeps that.
-SPIN_POLICIES = ("restricted", "broken_symmetry")
-#: How MACE's isolated-atom reference energies are set: ``isolated_atoms`` labels each
-#: element's atom at the campaign's settings; ``average`` is MACE's least-squares fit.
-E0_MODES = ("isolated_atoms", "average")
 
 
 def _require_items(values: list, message: str) -> list:
@@ -117,9 +112,9 @@ class PeriodicDFT(Section):
     basis: Name = "gth-szv"
     ke_cutoff_hartree: PositiveFloat | None = None
     multigrid: Bool = Field(
-        False,
+        True,
         description="PySCF's multigrid Gamma-point KS: faster, but forces only (its stress "
-        "fails); off, the single-k-point FFTDF code gives forces and stress",
+        "fails); false: the single-k-point FFTDF code, forces and stress from one SCF",
     )
     smearing_hartree: NonNegativeFloat = Field(
         0.0, description="Fermi smearing width; labels then store the free energy"
@@ -186,8 +181,8 @@ class DFTConfig(Section):
         "sets (elements beyond Kr), 'none' runs all-electron, another value names a PySCF "
         "ECP; periodic systems use periodic.pseudo instead",
     )
-    spin: Literal[SPIN_POLICIES] = Field(  # type: ignore[valid-type]
-        "restricted",
+    spin: SpinPolicy = Field(
+        SpinPolicy.RESTRICTED,
         description="a singlet whose restricted solution is unstable towards an "
         "unrestricted one: 'restricted' keeps it and flags the label, 'broken_symmetry' "
         "re-solves unrestricted from the unstable orbitals",
@@ -235,8 +230,8 @@ class ModelConfig(Section):
     stress_weight: NonNegativeFloat = Field(
         1.0, description="MACE --stress_weight, used when the training labels carry stress"
     )
-    e0s: Literal[E0_MODES] = Field(  # type: ignore[valid-type]
-        "isolated_atoms",
+    e0s: E0Source = Field(
+        E0Source.ISOLATED_ATOMS,
         description="isolated-atom reference energies: 'isolated_atoms' labels each "
         "element's atom at the campaign's DFT settings (spin-polarised, ground-state "
         "multiplicity); 'average' is MACE's least-squares fit, rank-deficient when every "

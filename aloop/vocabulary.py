@@ -33,6 +33,8 @@ class Origin(StrEnum):
     RATTLED = "rattled"
     MD = "md"
     IMPORTED = "imported"
+    #: One element's atom alone, labelled for its reference energy (MACE's E0s).
+    ISOLATED_ATOM = "isolated_atom"
 
 
 class LabelStatus(StrEnum):
@@ -41,6 +43,41 @@ class LabelStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
     REJECTED = "rejected"
+
+
+class Stability(StrEnum):
+    """What PySCF's stability analysis said about a label's SCF solution."""
+
+    #: A minimum: no lower solution of the same spin treatment nearby.
+    STABLE = "stable"
+    #: A restricted singlet kept by the ``restricted`` spin policy although an
+    #: unrestricted (broken-symmetry) solution is lower: the label says so.
+    EXTERNAL_UNSTABLE = "external_unstable"
+    #: Still a saddle point after every round of following the instability (the label
+    #: fails with it).
+    INTERNAL_UNSTABLE = "internal_unstable"
+    #: PySCF has no stability analysis for this mean field; nothing is claimed.
+    NOT_ANALYSED = "not_analysed"
+
+
+class SpinPolicy(StrEnum):
+    """How a singlet whose restricted solution is unstable towards an unrestricted one is
+    labelled (``dft.spin``)."""
+
+    #: Keep the restricted surface; flag the label EXTERNAL_UNSTABLE.
+    RESTRICTED = "restricted"
+    #: Re-solve unrestricted from the unstable orbitals and keep that surface.
+    BROKEN_SYMMETRY = "broken_symmetry"
+
+
+class E0Source(StrEnum):
+    """Where the isolated-atom reference energies a model trains with come from
+    (``model.e0s``)."""
+
+    #: Each element's atom labelled at the campaign's DFT settings.
+    ISOLATED_ATOMS = "isolated_atoms"
+    #: MACE's least-squares fit over the training set (``--E0s=average``).
+    AVERAGE = "average"
 
 
 class Stage(StrEnum):

@@ -19,11 +19,11 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PINNED = {
     "demo-water.yaml": (
         "fa38c6a106b97a161a93717d56b9c2049a72aeb0d2b0e0ed1e7a1355e8416a44",
-        "e0842126d044eb5eb9d0e39d489280f79ca195cc214aaafbaefcc13bbfc1147d",
+        "1fb5b9b6ac08cdfea06c517c18f41181a02af3a36e43c232a54c7311abfec408",
     ),
     "ethanol.yaml": (
         "07112f054bb03ceae45e88bdc58800c013a4a5509221faeda09bf3239659770b",
-        "a407abf29f4da5053dd78834e51030ec1e19a01b584b7d5728958fde0793d4ce",
+        "60903b2486fb0ecd6dd7ae369f998b905b9e8c23985d436c88bc44198f47ef87",
     ),
     "mgcl2-molten.yaml": (
         "b4cfb09c1c0f1828c448bd8529d28baeb80e9093631f039539f013963910a0b5",
@@ -85,7 +85,7 @@ def test_defaults_are_the_configs_defaults():
         "pbc_basis": "gth-szv",
         "pbc_pseudo": "gth-pade",
         "ke_cutoff_hartree": None,
-        "multigrid": False,
+        "multigrid": True,
         "smearing_hartree": 0.0,
         "max_cycle": 100,
         "recovery": ("diis", "damping_levelshift", "newton", "initial_guess"),
@@ -117,7 +117,7 @@ PERIODIC_CHANGES = {
     "pbc_basis": "gth-dzvp",
     "pbc_pseudo": "gth-pbe",
     "ke_cutoff_hartree": 80.0,
-    "multigrid": True,
+    "multigrid": False,
     "smearing_hartree": 0.005,
     "spin": "broken_symmetry",
     "conv_tol": 1e-7,
