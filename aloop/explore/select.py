@@ -74,7 +74,8 @@ def drop_duplicates(
         if known_descriptors is not None and len(known_descriptors)
         else np.empty((0, x.shape[1]))
     )
-    for i in np.argsort(-np.asarray(uncertainty, dtype=float), kind="stable").tolist():  # not vocabulary
+    order = np.argsort(-np.asarray(uncertainty, dtype=float), kind="stable")  # not vocabulary
+    for i in order.tolist():
         if hashes[i] in seen:
             rejected[i] = Rejection(
                 RejectionKind.SAME_HASH, "duplicate: same content hash as a stored structure"
