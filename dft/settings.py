@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 
 from aloop.config import DFTConfig, config_field, from_section
+from aloop.vocabulary import SpinPolicy
 
 #: The campaign schema's ``dft`` section at its defaults: the one place they are defined.
 _DFT = DFTConfig()
@@ -37,7 +38,7 @@ class LabelSettings:
     grid_level: int = config_field(_DFT, "grid_level")
     dispersion: str | None = config_field(_DFT, "dispersion")
     ecp: str = config_field(_DFT, "ecp")
-    spin: str = config_field(_DFT, "spin")
+    spin: SpinPolicy = config_field(_DFT, "spin")  # noqa: RUF009 (a dataclasses.field)
     conv_tol: float = config_field(_DFT, "scf.conv_tol")
     periodic: bool = False
     pbc_basis: str = config_field(_DFT, "periodic.basis")
