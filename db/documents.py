@@ -56,6 +56,8 @@ class Campaign(_Timestamped):
     config = DictField(required=True)
     config_hash = StringField(required=True)
     config_changes = ListField(DictField())
+    # Labels recomputed because their settings hash went out of use (db/relabel.py).
+    relabels = ListField(DictField())
     status = StringField(
         choices=_choices(CampaignStatus), default=CampaignStatus.RUNNING.value, required=True
     )

@@ -36,6 +36,7 @@ from flows.artifacts import publish_iteration
 from flows.context import CampaignError, LabelRunner, Loop
 from flows.labelling import PrefectLabeller
 from flows.lease import LeaseLost, RunLease
+from flows.relabel import relabel_stale
 
 if TYPE_CHECKING:
     from aloop.config import CampaignConfig
@@ -220,6 +221,8 @@ def _already_finished(campaign: CampaignRecord, cfg: CampaignConfig, reporter: R
 def _loop_until_stopped(loop: Loop, index: int) -> None:
     """Iterations from ``index`` on, until a stopping rule holds."""
     with PrefectLabeller(loop.cfg.execution) as labeller:
+        loop.check_lease()
+        relabel_stale(loop, labeller)
         while True:
             run_iteration(loop, index, labeller)
             if index >= 1:

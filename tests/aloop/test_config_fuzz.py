@@ -196,6 +196,7 @@ NAMES += [
         "dft.auxbasis",
         dumped(changed("dft.auxbasis", "nojkfit", changed("dft.density_fit", True))),
     ),
+    ("unknown name", "ecp", "dft.ecp", dumped(changed("dft.ecp", "def2-nonsense"))),
 ]
 
 
