@@ -75,6 +75,9 @@ def test_a_stored_campaign_shows_the_same_table_and_resumes(prefect_api, tmp_pat
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming campaign legacy-water" in resumed.stderr
     assert "iteration cap reached (2)" in resumed.stdout
+    # Its labels were computed before label protocol 2 (stability analysis, ECPs): they
+    # are relabelled at the current settings, not mixed in and not silently dropped.
+    assert "under settings no longer in use" in resumed.stdout + resumed.stderr
 
     # Column widths follow the new row's numbers: compare the cells.
     after = _cells(_table(run_aloop(["status", "legacy-water", "--db", db], env).stdout))
@@ -83,6 +86,33 @@ def test_a_stored_campaign_shows_the_same_table_and_resumes(prefect_api, tmp_pat
     connection.connect(db)
     try:
         counts = check_campaign("legacy-water", committee_size=2)
+        _check_relabelled(config)
     finally:
         connection.disconnect()
     assert counts["iterations"] == 3
+
+
+def _check_relabelled(config: dict) -> None:
+    """Every label the old release stored has its twin at today's settings hash, in the
+    same iteration; the new iteration trained on those only; the campaign says so."""
+    from aloop.config import parse_config
+    from aloop.vocabulary import LabelStatus
+    from db.documents import Campaign, Label, Model
+    from dft.settings import LabelSettings
+
+    campaign = Campaign.objects.get(name="legacy-water")
+    now = LabelSettings.from_config(parse_config(config).dft).settings_hash()
+    stored = Label.objects(campaign=campaign.id)
+    old = {(lab.structure.id, lab.iteration) for lab in stored if lab.settings_hash != now}
+    new = {(lab.structure.id, lab.iteration) for lab in stored if lab.settings_hash == now}
+    old_ok = {
+        (lab.structure.id, lab.iteration)
+        for lab in stored
+        if lab.settings_hash != now and lab.status == LabelStatus.OK
+    }
+    assert old and old_ok <= new
+    (entry,) = campaign.relabels
+    assert entry["to_hashes"] == [now] and sum(entry["labels"].values()) == len(old_ok)
+    trained_on = set(Model.objects(campaign=campaign.id, iteration=2).first().training_set)
+    at_now = {lab.structure.id for lab in stored if lab.settings_hash == now}
+    assert trained_on <= at_now
