@@ -45,6 +45,23 @@ def water_dataset():
     return frames, [t.structure_id for t in tasks]
 
 
+@pytest.fixture(scope="session")
+def water_e0s():
+    """``{atomic number: eV}``: the isolated H and O atoms labelled like the water
+    dataset (HF/STO-3G, unrestricted in their ground-state multiplicities), MACE's E0s."""
+    from aloop.isolated_atoms import isolated_atom
+
+    tasks = []
+    for z in (1, 8):
+        atom = isolated_atom(z, periodic=False)
+        tasks.append(LabelTask(f"atom{z}", atom, multiplicity=atom.info["multiplicity"]))
+    records = label_batch(
+        tasks, LabelSettings(method="HF", basis="sto-3g"), workers=2, on_progress=lambda p: None
+    )
+    assert all(r.energy is not None for r in records), [r.error for r in records]
+    return {int(r.structure_id.removeprefix("atom")): r.energy for r in records}
+
+
 #: The tiny committee that the model and exploration tests share (trained once).
 TINY_COMMITTEE = {
     "committee_size": 3,
@@ -59,13 +76,17 @@ TINY_COMMITTEE = {
 
 
 @pytest.fixture(scope="session")
-def water_committee(water_dataset, tmp_path_factory):
+def water_committee(water_dataset, water_e0s, tmp_path_factory):
     """(frames, ids, members): a 3-member MACE committee trained on the water dataset."""
     from aloop.config import ModelConfig
     from aloop.models.train import train_committee
 
     frames, ids = water_dataset
     members = train_committee(
-        frames, ids, ModelConfig(**TINY_COMMITTEE), tmp_path_factory.mktemp("train")
+        frames,
+        ids,
+        ModelConfig(**TINY_COMMITTEE),
+        tmp_path_factory.mktemp("train"),
+        atomic_energies=water_e0s,
     )
     return frames, ids, members

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aloop.isolated_atoms import elements_of, missing_elements
 from aloop.models.io import pick_device, sha256_bytes
-from aloop.records import REF_ENERGY, REF_FORCES
+from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.versions import code_versions
+from aloop.vocabulary import E0Source
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from ase import Atoms
 
@@ -75,8 +77,23 @@ class MemberResult:
 def hyperparameters(cfg: ModelConfig) -> dict:
     """The settings that define a member's training (stored with it)."""
     keep = [*_FLAGS, "epochs", "min_updates", "ema_decay", "dtype", "valid_fraction"]
-    keep += ["bootstrap", "warm_start"]
-    return {k: getattr(cfg, k) for k in keep}
+    keep += ["bootstrap", "warm_start", "stress_weight"]
+    return {k: getattr(cfg, k) for k in keep} | {"e0s": cfg.e0s.value}
+
+
+def e0s_argument(atomic_energies: Mapping[int, float]) -> str:
+    """MACE's explicit ``--E0s`` value: a dict literal by atomic number, in eV.
+
+    ``repr`` keeps every digit of each energy (MACE reads it with ``ast.literal_eval``).
+    """
+    return (
+        "{" + ", ".join(f"{int(z)}: {float(e)!r}" for z, e in sorted(atomic_energies.items())) + "}"
+    )
+
+
+def has_stress(frames: Sequence[Atoms]) -> bool:
+    """Whether any frame carries a reference stress (then MACE trains on stress too)."""
+    return any(REF_STRESS in a.info for a in frames)
 
 
 def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,8 +122,30 @@ def mace_arguments(
     device: str,
     epochs: int,
     foundation: Path | None = None,
+    atomic_energies: Mapping[int, float] | None = None,
+    stress: bool = False,
 ) -> list[str]:
-    """The mace_run_train command line for one member."""
+    """The mace_run_train command line for one member.
+
+    Parameters
+    ----------
+    atomic_energies
+        Isolated-atom energies by atomic number (eV), exactly the elements of the
+        member's train and valid files (MACE's model has one E0 per element it sees and
+        refuses a table of another size); required with ``cfg.e0s`` ``isolated_atoms``,
+        ignored with ``average`` (MACE's least-squares fit over the training file).
+    stress
+        The frames carry REF_stress: train with MACE's ``stress`` loss (the ``weighted``
+        default ignores stress) at ``cfg.stress_weight``. Frames without a stress (and
+        molecules) get stress weight 0 from MACE, so a mixed set is trained on the
+        stresses it has.
+    """
+    if cfg.e0s is E0Source.ISOLATED_ATOMS:
+        if atomic_energies is None:
+            raise ValueError("model.e0s is isolated_atoms but no isolated-atom energies given")
+        e0s = e0s_argument(atomic_energies)
+    else:
+        e0s = E0Source.AVERAGE.value
     args = [
         f"--name={name}",
         f"--seed={seed}",
@@ -115,7 +154,7 @@ def mace_arguments(
         f"--valid_file={valid_file}",
         f"--energy_key={REF_ENERGY}",
         f"--forces_key={REF_FORCES}",
-        "--E0s=average",
+        f"--E0s={e0s}",
         f"--max_num_epochs={epochs}",
         f"--device={device}",
         f"--default_dtype={cfg.dtype}",
@@ -131,6 +170,12 @@ def mace_arguments(
     args += [f"{flag}={getattr(cfg, key)}" for key, flag in _FLAGS.items()]
     if cfg.ema_decay is not None:
         args += ["--ema", f"--ema_decay={cfg.ema_decay}"]
+    if stress:
+        args += [
+            "--loss=stress",
+            f"--stress_key={REF_STRESS}",
+            f"--stress_weight={cfg.stress_weight}",
+        ]
     if foundation is not None:
         args += [f"--foundation_model={foundation}", "--multiheads_finetuning=False"]
     return args
@@ -244,6 +289,10 @@ class _SharedSplit:
     train_idx: np.ndarray
     valid_idx: np.ndarray
     valid: list[Atoms]
+    #: Isolated-atom energies by atomic number (eV); None with ``average`` E0s.
+    atomic_energies: Mapping[int, float] | None = None
+    #: Whether the frames carry stress (then every member trains on it).
+    stress: bool = False
 
 
 def train_committee(
@@ -256,6 +305,7 @@ def train_committee(
     split_seed: int = 0,
     members: Sequence[int] | None = None,
     on_member: Callable[[MemberResult], None] | None = None,
+    atomic_energies: Mapping[int, float] | None = None,
 ) -> list[MemberResult]:
     """Train ``cfg.committee_size`` MACE members on labelled ``frames``.
 
@@ -278,6 +328,10 @@ def train_committee(
     on_member
         Called with each member as soon as it is trained (persist it here), so a crash
         loses at most the member in training.
+    atomic_energies
+        Isolated-atom reference energies by atomic number (eV), MACE's explicit E0s:
+        required, for every element of ``frames``, when ``cfg.e0s`` is
+        ``isolated_atoms``; not used with ``average``. Stored with each member.
 
     Returns
     -------
@@ -287,9 +341,18 @@ def train_committee(
     if len(frames) != len(ids):
         raise ValueError("frames and ids differ in length")
     workdir = Path(workdir)
+    e0s = _explicit_e0s(cfg, frames, atomic_energies)
     device = pick_device(cfg.device)
     train_idx, valid_idx = split_indices(len(frames), cfg.valid_fraction, split_seed)
-    split = _SharedSplit(frames, ids, train_idx, valid_idx, [frames[i] for i in valid_idx])
+    split = _SharedSplit(
+        frames,
+        ids,
+        train_idx,
+        valid_idx,
+        [frames[i] for i in valid_idx],
+        atomic_energies=e0s,
+        stress=has_stress(frames),
+    )
     results = []
     wanted = set(range(cfg.committee_size) if members is None else members)
     for member, seed in enumerate(cfg.member_seeds):
@@ -300,6 +363,42 @@ def train_committee(
         if on_member is not None:
             on_member(results[-1])
     return results
+
+
+def _explicit_e0s(
+    cfg: ModelConfig, frames: Sequence[Atoms], atomic_energies: Mapping[int, float] | None
+) -> dict[int, float] | None:
+    """The E0s the members train with, checked to cover ``frames``; None for ``average``."""
+    if cfg.e0s is not E0Source.ISOLATED_ATOMS:
+        return None
+    if atomic_energies is None:
+        raise ValueError(
+            "model.e0s is isolated_atoms: train_committee needs atomic_energies (or set "
+            "model.e0s: average)"
+        )
+    missing = missing_elements(elements_of(frames), atomic_energies)
+    if missing:
+        raise ValueError(
+            f"no isolated-atom energy (E0) for {', '.join(missing)}, present in the training frames"
+        )
+    return {int(z): float(e) for z, e in atomic_energies.items()}
+
+
+def _member_e0s(split: _SharedSplit, frames: Sequence[Atoms]) -> dict[int, float] | None:
+    """The E0s of exactly the elements MACE sees in one member's train and valid files."""
+    if split.atomic_energies is None:
+        return None
+    return {z: split.atomic_energies[z] for z in elements_of(frames)}
+
+
+def _provenance(cfg: ModelConfig, e0s: Mapping[int, float] | None, stress: bool) -> dict:
+    """The member's stored hyperparameters: the config's, the E0s and whether stress."""
+    from ase.data import chemical_symbols
+
+    out = hyperparameters(cfg) | {"stress": stress}
+    if e0s is not None:
+        out["atomic_energies"] = {chemical_symbols[z]: e for z, e in sorted(e0s.items())}
+    return out
 
 
 def _train_member(
@@ -316,10 +415,12 @@ def _train_member(
     shutil.rmtree(mdir, ignore_errors=True)
     mdir.mkdir(parents=True)
     members_train = _training_indices(cfg, seed, split.train_idx)
-    _write_extxyz(mdir / "train.xyz", [split.frames[i] for i in members_train])
+    train = [split.frames[i] for i in members_train]
+    _write_extxyz(mdir / "train.xyz", train)
     _write_extxyz(mdir / "valid.xyz", split.valid)
+    e0s = _member_e0s(split, [*train, *split.valid])
     foundation, parent_sha = _starting_point(cfg, member, mdir, parents)
-    wall = _fit(cfg, member, seed, mdir, device, len(members_train), foundation)
+    wall = _fit(cfg, member, seed, mdir, device, len(members_train), foundation, e0s, split.stress)
     weights = (mdir / f"member{member}.model").read_bytes()
     sha = sha256_bytes(weights)
     metrics = _member_metrics(split, members_train, weights, sha, device)
@@ -329,7 +430,7 @@ def _train_member(
         seed=seed,
         weights=weights,
         sha256=sha,
-        hyperparameters=hyperparameters(cfg),
+        hyperparameters=_provenance(cfg, e0s, split.stress),
         training_ids=[split.ids[i] for i in members_train],
         valid_ids=[split.ids[i] for i in split.valid_idx],
         parent_sha256=parent_sha,
@@ -358,6 +459,8 @@ def _fit(
     device: str,
     n_train: int,
     foundation: Path | None,
+    atomic_energies: Mapping[int, float] | None = None,
+    stress: bool = False,
 ) -> float:
     """Run MACE on the member's files in ``mdir``; the wall time it took (s)."""
     argv = mace_arguments(
@@ -370,6 +473,8 @@ def _fit(
         device=device,
         epochs=epochs_for(cfg, n_train),
         foundation=foundation,
+        atomic_energies=atomic_energies,
+        stress=stress,
     )
     log.info("training committee member %d (seed %d) on %d structures", member, seed, n_train)
     start = time.perf_counter()

@@ -28,9 +28,11 @@ TINY = ModelConfig(
 
 
 @pytest.fixture(scope="module")
-def trained(water_dataset, tmp_path_factory):
+def trained(water_dataset, water_e0s, tmp_path_factory):
     frames, ids = water_dataset
-    members = train_committee(frames, ids, TINY, tmp_path_factory.mktemp("train"))
+    members = train_committee(
+        frames, ids, TINY, tmp_path_factory.mktemp("train"), atomic_energies=water_e0s
+    )
     return frames, ids, members
 
 
@@ -113,15 +115,21 @@ def _distance(a, b):
     return (num / den) ** 0.5
 
 
-def test_warm_start_starts_from_the_parent(trained, tmp_path):
+def test_warm_start_starts_from_the_parent(trained, water_e0s, tmp_path):
     frames, ids, members = trained
     one = ModelConfig(
         **{**TINY.model_dump(), "committee_size": 2, "epochs": 1, "lr": 1e-4, "seeds": [7, 8]}
     )
     parents = [m.weights for m in members[:2]]
-    warm = train_committee(frames, ids, one, tmp_path / "warm", parents=parents)
+    warm = train_committee(
+        frames, ids, one, tmp_path / "warm", parents=parents, atomic_energies=water_e0s
+    )
     cold = train_committee(
-        frames, ids, one.model_copy(update={"warm_start": "none"}), tmp_path / "cold"
+        frames,
+        ids,
+        one.model_copy(update={"warm_start": "none"}),
+        tmp_path / "cold",
+        atomic_energies=water_e0s,
     )
     assert [w.parent_sha256 for w in warm] == [m.sha256 for m in members[:2]]
     parent = load_model(members[0].weights, members[0].sha256)
@@ -156,7 +164,7 @@ def test_neighbour_skin_and_moved_positions_change_nothing(trained):
     np.testing.assert_allclose(cached.force_dev_max, fresh.force_dev_max, atol=1e-10)
 
 
-def test_ema_decay_trains_the_moving_average_of_the_weights(trained, tmp_path):
+def test_ema_decay_trains_the_moving_average_of_the_weights(trained, water_e0s, tmp_path):
     from functools import partial
 
     from aloop.models.train import mace_arguments
@@ -172,11 +180,14 @@ def test_ema_decay_trains_the_moving_average_of_the_weights(trained, tmp_path):
         workdir=tmp_path,
         device="cpu",
         epochs=1,
+        atomic_energies=water_e0s,
     )
     assert argv(ema)[-2:] == ["--ema", "--ema_decay=0.99"]
     assert "--ema" not in argv(TINY)
     # MACE itself accepts it: same seed and split as member 0, a different saved model
-    (member,) = train_committee(frames, ids, ema, tmp_path / "ema", members=[0])
+    (member,) = train_committee(
+        frames, ids, ema, tmp_path / "ema", members=[0], atomic_energies=water_e0s
+    )
     assert member.hyperparameters["ema_decay"] == 0.99
     assert members[0].hyperparameters["ema_decay"] is None
     assert member.training_ids == members[0].training_ids
