@@ -11,10 +11,18 @@ from typing import Any
 from mongoengine.connection import get_db
 
 from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS, LabelRecord
-from aloop.vocabulary import LabelStatus
+from aloop.vocabulary import LabelStatus, Origin
 from db.arrays import decode_array
 from db.documents import Label, SCFAttempt
+from db.isolated_atoms import isolated_atom_ids
 from db.structures import load_atoms
+
+#: ``info`` key of a training frame: the settings hash of its label.
+LABEL_SETTINGS_HASH = "label_settings_hash"
+
+
+def _isolated(atoms: Any) -> bool:
+    return atoms.info.get("origin") == Origin.ISOLATED_ATOM
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,16 @@ def labelled_frames(
     labels = {
         d["structure"]: d
         for d in Label._get_collection().find(
-            query, {"structure": 1, "energy": 1, "forces": 1, "stress": 1}
+            query, {"structure": 1, "energy": 1, "forces": 1, "stress": 1, "settings_hash": 1}
         )
     }
     ids = sorted(labels)
-    frames = load_atoms(ids)
+    # Isolated atoms are reference energies (MACE's E0s), not training frames.
+    kept = [(sid, a) for sid, a in zip(ids, load_atoms(ids), strict=True) if not _isolated(a)]
+    ids, frames = [sid for sid, _ in kept], [a for _, a in kept]
     for sid, atoms in zip(ids, frames, strict=True):
         d = labels[sid]
+        atoms.info[LABEL_SETTINGS_HASH] = d["settings_hash"]
         atoms.info[REF_ENERGY] = float(d["energy"])
         atoms.arrays[REF_FORCES] = decode_array(d["forces"], db)
         if d.get("stress"):
@@ -130,8 +141,16 @@ def duplicate_label_count(campaign_id: Any) -> int:
 
 
 def label_counts(campaign_id: Any) -> dict[LabelStatus, int]:
-    """A campaign's labels by status, counted in the database."""
+    """A campaign's labels by status, counted in the database.
+
+    Isolated-atom labels (the E0s) are reference energies, not the campaign's labelled
+    structures: they are left out.
+    """
+    match: dict[str, Any] = {"campaign": campaign_id}
+    isolated = isolated_atom_ids(campaign_id)
+    if isolated:
+        match["structure"] = {"$nin": isolated}
     rows = Label._get_collection().aggregate(
-        [{"$match": {"campaign": campaign_id}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        [{"$match": match}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
     )
     return {LabelStatus(r["_id"]): r["n"] for r in rows}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from aloop.records import CampaignRecord, IterationRecord, StageState
-from aloop.vocabulary import LabelStatus, Stage
+from aloop.vocabulary import LabelStatus, Origin, Stage
 from db.campaigns import all_campaigns, get_campaign
 from db.documents import Label, Structure
 from db.iterations import campaign_iterations
@@ -156,7 +156,8 @@ def _latest_labelled(campaign_id: Any, last: int) -> list[dict]:
             "force_dev_max": (docs[sid].get("uncertainty") or {}).get("force_dev_max"),
         }
         for sid in labelled
-        if sid in docs
+        # Isolated atoms (the E0s) are labelled too, but were never selected.
+        if sid in docs and docs[sid].get("origin") != Origin.ISOLATED_ATOM
     ]
 
 

@@ -48,6 +48,9 @@ class Loop:
     reporter: Reporter
     #: The run's hold on the campaign (flows/lease.py); None when nothing guards it.
     lease: RunLease | None = None
+    #: The campaign's labeller, for labelling outside the label stage (isolated atoms
+    #: before training); None: those are labelled in a worker process of their own.
+    label_runner: LabelRunner | None = None
     _committees: dict[int, Committee] = field(default_factory=dict, repr=False)
     _labelled: tuple[int, list, list] = field(default=(-1, [], []), repr=False)
 
@@ -89,6 +92,18 @@ class Loop:
     def settings_hashes(self) -> list[str]:
         """The label settings hashes in use (one per kind of system)."""
         return sorted({s.settings_hash() for s in self._settings.values()})
+
+    def settings_by_hash(self) -> dict[str, LabelSettings]:
+        """The label settings in use, by their hash."""
+        return {s.settings_hash(): s for s in self._settings.values()}
+
+    def elements_by_hash(self) -> dict[str, set[int]]:
+        """For each settings hash in use, the elements of the systems labelled with it."""
+        out: dict[str, set[int]] = {}
+        for s in self.cfg.systems:
+            zs = out.setdefault(self._settings[s.name].settings_hash(), set())
+            zs.update(int(z) for a in self.starts[s.name] for z in a.numbers)
+        return out
 
     def committee(self, iteration: int) -> tuple[Committee, list[Any]]:
         """The committee trained in ``iteration`` (loaded once) and its model ids."""

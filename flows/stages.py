@@ -28,6 +28,13 @@ from aloop.explore.classify import adaptive_lower, classify, statistics
 from aloop.explore.select import select
 from aloop.explore.walkers import MDSettings, frame_records, plan_walkers, run_walkers
 from aloop.initial import seed_structures
+from aloop.isolated_atoms import (
+    E0Unavailable,
+    IsolatedAtomLabel,
+    UnsupportedElement,
+    isolated_atom,
+    reference_energies,
+)
 from aloop.models.train import reference_errors
 from aloop.records import LabelRecord, StructureRecord
 from aloop.stats import (
@@ -42,13 +49,17 @@ from aloop.stats import (
     TrainStats,
 )
 from aloop.structures import atoms_hash
-from aloop.vocabulary import LabelStatus, Origin, Stage, Verdict
-from db import iterations, labels, models, structures
+from aloop.vocabulary import E0Source, LabelStatus, Origin, Stage, Verdict
+from db import isolated_atoms, iterations, labels, models, structures
 from db.documents import structure_id
 from dft.batch import LabelTask
 from flows.context import CampaignError, LabelRunner, Loop
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ase import Atoms
+
     from aloop.config import SystemConfig
     from aloop.records import IterationRecord
     from dft.settings import LabelSettings
@@ -112,6 +123,7 @@ def train_stage(loop: Loop, iteration: IterationRecord) -> tuple[TrainStats, flo
     )
     start = time.perf_counter()
     if missing:
+        e0s = training_e0s(loop, k, frames)
         train_committee(
             frames,
             ids,
@@ -120,7 +132,8 @@ def train_stage(loop: Loop, iteration: IterationRecord) -> tuple[TrainStats, flo
             parents=[models.load_model_weights(p.id) for p in parents] or None,
             split_seed=cfg.select.seed + k,
             members=missing,
-            on_member=lambda member: _store_member(loop, k, member, parents),
+            on_member=lambda member: _store_member(loop, k, member, parents, e0s),
+            atomic_energies=None if e0s is None else {z: lab.energy for z, lab in e0s.items()},
         )
     compute = time.perf_counter() - start
     trained = models.committee_models(loop.campaign.id, k)
@@ -136,16 +149,25 @@ def train_stage(loop: Loop, iteration: IterationRecord) -> tuple[TrainStats, flo
     return TrainStats(training=training), compute
 
 
-def _store_member(loop: Loop, k: int, member: Any, parents: list) -> None:
+def _store_member(
+    loop: Loop, k: int, member: Any, parents: list, e0s: dict[int, IsolatedAtomLabel] | None
+) -> None:
     """Store one trained member as soon as it exists (a resume trains only the rest)."""
     parent = parents[member.member % len(parents)].id if parents else None
+    hyperparameters = dict(member.hyperparameters)
+    if e0s is not None:
+        # Which labels the E0s are: the isolated atoms' provenance is theirs.
+        used = hyperparameters.get("atomic_energies", {})
+        hyperparameters["atomic_energy_labels"] = {
+            lab.symbol: lab.manifest_entry() for lab in e0s.values() if lab.symbol in used
+        }
     models.store_model(
         loop.campaign,
         iteration=k,
         member=member.member,
         seed=member.seed,
         weights=member.weights,
-        hyperparameters=member.hyperparameters,
+        hyperparameters=hyperparameters,
         training_set=member.training_ids,
         validation_set=member.valid_ids,
         parent=parent,
@@ -161,6 +183,102 @@ def _store_member(loop: Loop, k: int, member: Any, parents: list) -> None:
         f"  member {member.member}: valid force RMSE "
         f"{member.metrics['valid']['forces_rmse']:.4f} eV/Å ({member.wall_time:.0f} s)"
     )
+
+
+# ---------------------------------------------------------------- isolated-atom E0s
+
+
+def training_e0s(
+    loop: Loop, k: int, frames: Sequence[Atoms]
+) -> dict[int, IsolatedAtomLabel] | None:
+    """The isolated-atom labels iteration ``k``'s committee trains with (None: ``average``).
+
+    Labels the missing isolated atoms first (:func:`ensure_isolated_atoms`). With
+    ``model.e0s: isolated_atoms`` an element of the training frames without a usable
+    one stops the campaign (no silent fall-back to MACE's fit); with ``average`` the
+    atoms are still labelled (an export carries them) and a failure is only reported.
+    """
+    explicit = loop.cfg.model.e0s is E0Source.ISOLATED_ATOMS
+    stored = ensure_isolated_atoms(loop, loop.label_runner or label_here, k, frames)
+    needed: dict[str, set[int]] = {}
+    for a in frames:
+        needed.setdefault(a.info[labels.LABEL_SETTINGS_HASH], set()).update(map(int, a.numbers))
+    try:
+        chosen = reference_energies(needed, stored)
+    except E0Unavailable as exc:
+        if explicit:
+            raise CampaignError(f"iteration {k}: {exc}") from None
+        loop.reporter.message(f"  model.e0s is average; isolated atoms: {exc}")
+        return None
+    return chosen if explicit else None
+
+
+def ensure_isolated_atoms(
+    loop: Loop, run_labels: LabelRunner, k: int, frames: Sequence[Atoms] = ()
+) -> list[IsolatedAtomLabel]:
+    """Label each element's isolated atom at each settings hash in use, unless done.
+
+    The elements are those of each system's starting structures and of ``frames`` (the
+    training set), by settings hash; only the (element, settings hash) pairs without a
+    label are computed, so a new campaign, one stored before isolated atoms existed and
+    one whose new system brings an element all end up with every pair labelled once.
+    A failed label stays what it is (one label per structure and settings hash).
+
+    Returns every stored isolated-atom label at the hashes in use.
+    """
+    needed = loop.elements_by_hash()
+    for a in frames:
+        needed.setdefault(a.info[labels.LABEL_SETTINGS_HASH], set()).update(map(int, a.numbers))
+    by_hash = loop.settings_by_hash()
+    jobs: list[tuple[LabelTask, LabelSettings]] = []
+    for settings_hash, zs in sorted(needed.items()):
+        settings = by_hash[settings_hash]
+        known = _supported(loop, zs)
+        ids = isolated_atoms.store_isolated_atoms(loop.campaign.id, known, settings.periodic, k)
+        done = labels.labelled_ids(list(ids.values()), settings_hash)
+        for z, sid in ids.items():
+            if sid not in done:
+                atoms = isolated_atom(z, settings.periodic)
+                mult = atoms.info["multiplicity"]
+                jobs.append((LabelTask(sid, atoms, charge=0, multiplicity=mult), settings))
+    if jobs:
+        loop.reporter.message(f"  labelling {len(jobs)} isolated atom(s) for the E0s")
+
+        def on_record(rec: LabelRecord) -> None:
+            rec.iteration = k
+            labels.record_label(loop.campaign.id, rec)
+
+        run_labels(jobs, on_record)
+    stored = isolated_atoms.campaign_isolated_atom_labels(loop.campaign.id)
+    return [lab for lab in stored if lab.settings_hash in needed]
+
+
+def _supported(loop: Loop, zs: set[int]) -> list[int]:
+    """``zs`` less the elements without a tabulated ground state (an error when the E0s
+    must come from isolated atoms; with ``average`` they are only left unlabelled)."""
+    known = []
+    for z in sorted(zs):
+        try:
+            isolated_atom(z, periodic=False)
+        except UnsupportedElement as exc:
+            if loop.cfg.model.e0s is E0Source.ISOLATED_ATOMS:
+                raise CampaignError(str(exc)) from None
+            loop.reporter.message(f"  {exc}")
+            continue
+        known.append(z)
+    return known
+
+
+def label_here(
+    jobs: Sequence[tuple[LabelTask, LabelSettings]], on_record: Callable[[LabelRecord], None]
+) -> None:
+    """Label ``jobs`` in a worker process of their own (with the SCF time limit), for a
+    loop that was given no labeller: same calculation, same record, as the label stage."""
+    from dft.batch import label_batch
+
+    for settings_hash in sorted({s.settings_hash() for _, s in jobs}):
+        group = [(t, s) for t, s in jobs if s.settings_hash() == settings_hash]
+        label_batch([t for t, _ in group], group[0][1], workers=1, on_result=on_record)
 
 
 # --------------------------------------------------------------------------- exploring
