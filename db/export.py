@@ -15,10 +15,11 @@ import numpy as np
 from mongoengine.connection import get_db
 
 from aloop.dataset.export import ExportError, Summary
-from aloop.vocabulary import LabelStatus
+from aloop.vocabulary import LabelStatus, Origin
 from db.arrays import decode_array
-from db.documents import Campaign
-from db.scan import scan
+from db.documents import Campaign, Label
+from db.isolated_atoms import isolated_atom_ids
+from db.scan import get_many, scan
 
 
 def _check_finite(sid: Any, energy: Any, forces: Any, stress: Any) -> None:
@@ -74,6 +75,7 @@ class DatabaseSource:
             raise ExportError(f"no campaign named {', '.join(map(repr, missing))}")
         self.campaigns = {c.id: c.name for c in found.values()}
         self._settings: dict[str, dict] = {}
+        self._elements: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="aloop-export-")
         self._join = sqlite3.connect(Path(self._tmp.name) / "join.db")
         self._join.executescript(
@@ -176,8 +178,8 @@ class DatabaseSource:
         rows: list[tuple] = []
         for d in scan("structures", self._structure_filter(), fast=self.fast):
             sid = d["_id"]
-            if sid not in scalars:
-                continue
+            if sid not in scalars or d["origin"] == Origin.ISOLATED_ATOM:
+                continue  # isolated atoms are the E0s (isolated_atoms), not frames
             if scalars[sid][2] != scalars[sid][2]:  # NaN: marked above
                 raise ExportError(
                     f"structure {sid} has labels at more than one settings hash: "
@@ -211,9 +213,57 @@ class DatabaseSource:
                 settings_hash=sys.intern(settings_hash),
                 energy_per_atom=epa,
                 max_force=fmax,
+                elements=self._intern(numbers),
             )
         if rows:
             self._copy("st", rows)
+
+    def _intern(self, numbers: np.ndarray) -> tuple[int, ...]:
+        """The sorted elements of ``numbers``, one tuple per composition."""
+        key = tuple(sorted({int(z) for z in numbers}))
+        return self._elements.setdefault(key, key)
+
+    def isolated_atoms(self) -> list[dict]:
+        """The successful isolated-atom labels of the campaigns (the E0s), as records.
+
+        Whatever the query's systems, iterations or origins: they are no system's
+        frames, and the export picks the ones its frames' elements and settings need.
+        """
+        db = get_db()
+        ids = [sid for c in self.campaigns for sid in isolated_atom_ids(c)]
+        if not ids:
+            return []
+        found = get_many("structures", ids)
+        out = []
+        for d in Label._get_collection().find(
+            {"structure": {"$in": ids}, "status": LabelStatus.OK.value}
+        ):
+            st = found[d["structure"]]
+            forces = decode_array(d["forces"], db)
+            _check_finite(d["structure"], d.get("energy"), forces, None)
+            self._settings.setdefault(d["settings_hash"], d.get("settings") or {})
+            out.append(
+                {
+                    "structure_id": d["structure"],
+                    "label_id": str(d["_id"]),
+                    "campaign": self.campaigns[st["campaign"]],
+                    "numbers": decode_array(st["numbers"], db),
+                    "positions": decode_array(st["positions"], db),
+                    "cell": decode_array(st["cell"], db),
+                    "pbc": list(st["pbc"]),
+                    "charge": st.get("charge", 0),
+                    "multiplicity": st.get("multiplicity", 1),
+                    "system": st["system"],
+                    "iteration": st.get("iteration", 0),
+                    "origin": st["origin"],
+                    "force_dev_max": None,
+                    "energy": float(d["energy"]),
+                    "forces": forces,
+                    "stress": None,
+                    "settings_hash": d["settings_hash"],
+                }
+            )
+        return out
 
     def records(self, ids: Sequence[str]) -> Iterator[dict]:
         """Full records for ``ids`` (in that order): geometry, label and provenance."""

@@ -24,6 +24,7 @@ from aloop.dataset.extxyz import write_frame
 from aloop.dataset.outliers import LabelSummary, find_outliers
 from aloop.dataset.split import SPLITS, assign
 from aloop.errors import UserError
+from aloop.isolated_atoms import MACE_ISOLATED_CONFIG_TYPE
 from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.versions import code_versions
 
@@ -34,8 +35,17 @@ FORMATS = ("extxyz", "ase-db")
 FILE_ID_PREFIX = "s-"
 #: Records fetched per round trip in the writing pass.
 BATCH = 1000
-#: How to train on an export, for the manifest's reader.
+#: How to train on an export, for the manifest's reader. train.xyz holds every element's
+#: isolated atom as a ``config_type=IsolatedAtom`` frame, which MACE takes as its E0s by
+#: itself (and leaves out of the training frames): no ``--E0s`` is given.
 MACE_RUN_TRAIN = (
+    "mace_run_train --train_file=train.xyz --valid_file=valid.xyz "
+    "--test_file=test.xyz --energy_key=REF_energy --forces_key=REF_forces "
+    "--stress_key=REF_stress ..."
+)
+#: The same, for an export without isolated atoms (see the manifest's ``isolated_atoms``
+#: for why): MACE's least-squares fit, meaningless when every frame has one composition.
+MACE_RUN_TRAIN_AVERAGE = (
     "mace_run_train --train_file=train.xyz --valid_file=valid.xyz "
     "--test_file=test.xyz --energy_key=REF_energy --forces_key=REF_forces "
     "--stress_key=REF_stress --E0s=average ..."
@@ -52,10 +62,17 @@ class Summary:
     settings_hash: str
     energy_per_atom: float
     max_force: float
+    #: The atomic numbers in the structure, sorted (which isolated atoms it needs).
+    elements: tuple[int, ...] = ()
 
 
 class Source(Protocol):
-    """Where the labelled structures come from (db/export.py implements it)."""
+    """Where the labelled structures come from (db/export.py implements it).
+
+    A source may also have ``isolated_atoms() -> list[dict]``: the successful labels of
+    isolated atoms (records like :meth:`records`', plus ``label_id``), called after
+    :meth:`summaries`; they are the E0s, never dataset frames.
+    """
 
     def summaries(self) -> Iterable[Summary]: ...
 
@@ -229,22 +246,92 @@ def export_dataset(
         raise ExportError("no successfully labelled structure matches the query")
     kept, duplicates, outliers, removed = _curate(summaries, options)
     splits = _split(kept, options)
+    isolated, isolated_account = _isolated_atoms(source, kept, splits, options.formats)
     part = _start_writing(out_dir, targets)
-    _write_splits(source, splits, out_dir, part, options.formats, len(kept), on_progress)
+    _write_splits(source, splits, out_dir, part, options.formats, len(kept), on_progress, isolated)
     settings = source.label_settings()
-    files = _publish(targets[1:], part, splits, len(kept))
+    files = _publish(targets[1:], part, splits, len(kept), len(isolated))
     manifest = {
         "format": "aloop-dataset/1",
         "created_at": datetime.now(UTC).isoformat(),
         "query": query,
         **_contents(kept, splits, options, settings),
+        "isolated_atoms": isolated_account,
         **_curation(options, duplicates, outliers, removed),
         "code_versions": code_versions(),
         "files": files,
-        "mace_run_train": MACE_RUN_TRAIN,
+        "mace_run_train": MACE_RUN_TRAIN if isolated else MACE_RUN_TRAIN_AVERAGE,
     }
     _write_manifest(manifest, out_dir / "manifest.json", part)
     return ExportResult(out_dir, splits, files, manifest, outliers, duplicates)
+
+
+def _isolated_atoms(
+    source: Source,
+    kept: Sequence[Summary],
+    splits: dict[str, list[str]],
+    formats: Sequence[str],
+) -> tuple[list[dict], dict]:
+    """The isolated-atom records to write into train.xyz, and the manifest's account.
+
+    MACE takes the E0s from train.xyz's IsolatedAtom frames, one per element it trains
+    on, and refuses a table with an element its train and valid frames lack; without
+    one for every element it stops. So either every element of the train and valid
+    splits gets the isolated atom labelled at the settings hash of its frames, or none
+    is written and the account says why (training then falls back on ``--E0s=average``).
+    """
+    found = getattr(source, "isolated_atoms", None)  # not vocabulary: a method name
+    available = sorted(
+        found() if found is not None else [],
+        key=lambda r: (r["settings_hash"], int(r["numbers"][0]), r["campaign"], r["structure_id"]),
+    )
+    by_key: dict[tuple[str, int], dict] = {}
+    for rec in available:  # several campaigns: the first of each (settings, element)
+        by_key.setdefault((rec["settings_hash"], int(rec["numbers"][0])), rec)
+    trained = set(splits["train"]) | set(splits["valid"])
+    hashes_of: dict[int, set[str]] = {}
+    for s in kept:
+        if s.structure_id in trained:
+            for z in s.elements:
+                hashes_of.setdefault(z, set()).add(s.settings_hash)
+    chosen, problems = [], []
+    for z, hashes in sorted(hashes_of.items()):
+        sym = _symbol(z)
+        if len(hashes) > 1:
+            problems.append(f"{sym} is in frames of {len(hashes)} settings hashes")
+        elif (next(iter(hashes)), z) not in by_key:
+            problems.append(f"{sym} has no isolated-atom label at its frames' settings")
+        else:
+            chosen.append(by_key[(next(iter(hashes)), z)])
+    if "extxyz" not in formats:
+        problems = ["no extxyz file is written"]
+    elif not hashes_of:
+        problems = ["the source gives no element of its frames"]
+    if problems:
+        chosen = []
+    account = {
+        "config_type": MACE_ISOLATED_CONFIG_TYPE,
+        "written_to": "train.xyz" if chosen else None,
+        "not_written_because": "; ".join(problems) or None,
+        "E0s": {
+            _symbol(int(r["numbers"][0])): {
+                "energy_eV": float(r["energy"]),
+                "multiplicity": int(r["multiplicity"]),
+                "settings_hash": r["settings_hash"],
+                "structure_id": r["structure_id"],
+                "label_id": r["label_id"],
+                "campaign": r["campaign"],
+            }
+            for r in chosen
+        },
+    }
+    return chosen, account
+
+
+def _symbol(z: int) -> str:
+    from ase.data import chemical_symbols
+
+    return chemical_symbols[z]
 
 
 def _check_target(out_dir: Path, targets: Sequence[Path], force: bool) -> None:
@@ -290,8 +377,10 @@ def _write_splits(
     formats: Sequence[str],
     total: int,
     on_progress: Callable[[int, int], None] | None,
+    isolated: Sequence[dict] = (),
 ) -> None:
-    """Stream each split's records from ``source``, ``BATCH`` at a time, to the writers."""
+    """Stream each split's records from ``source``, ``BATCH`` at a time, to the writers;
+    the ``isolated`` atoms go at the end of train.xyz (MACE's E0s, no dataset frame)."""
     db = None
     if "ase-db" in formats:
         import ase.db
@@ -306,6 +395,18 @@ def _write_splits(
                 done += _write_batch(source.records(batch), name, xyz, db)
                 if on_progress is not None:
                     on_progress(done, total)
+            if name == SPLITS[0] and xyz is not None:  # train.xyz
+                for rec in isolated:
+                    info = _info(rec, name) | {"config_type": MACE_ISOLATED_CONFIG_TYPE}
+                    write_frame(
+                        xyz,
+                        rec["numbers"],
+                        rec["positions"],
+                        rec["cell"],
+                        rec["pbc"],
+                        info,
+                        {REF_FORCES: rec["forces"]},
+                    )
         finally:
             if xyz is not None:
                 xyz.close()
@@ -338,20 +439,28 @@ def _write_batch(records: Iterable[dict], split: str, xyz: IO[str] | None, db: A
 
 
 def _publish(
-    paths: Sequence[Path], part: dict[Path, Path], splits: dict[str, list[str]], total: int
+    paths: Sequence[Path],
+    part: dict[Path, Path],
+    splits: dict[str, list[str]],
+    total: int,
+    isolated: int = 0,
 ) -> list[dict]:
-    """Rename the written files to their final names; each one's manifest entry."""
+    """Rename the written files to their final names; each one's manifest entry.
+
+    ``frames`` counts dataset frames; train.xyz's isolated atoms are counted apart.
+    """
     files = []
     for path in paths:
         part[path].replace(path)
-        files.append(
-            {
-                "name": path.name,
-                "sha256": sha256_file(path),
-                "bytes": path.stat().st_size,
-                "frames": len(splits[path.stem]) if path.suffix == ".xyz" else total,
-            }
-        )
+        entry = {
+            "name": path.name,
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "frames": len(splits[path.stem]) if path.suffix == ".xyz" else total,
+        }
+        if path.name == "train.xyz":
+            entry["isolated_atom_frames"] = isolated
+        files.append(entry)
     return files
 
 
