@@ -36,6 +36,7 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
         assert counts["iterations"] == 3  # seed + 2 exploring iterations (the cap)
         assert counts["labels_ok"] >= 12 + 1  # the seeds, and something learnt after
         campaign = campaigns.get_campaign("tiny-water")
+        _check_trained_on_isolated_atom_e0s(campaign.id, counts["labels_ok"])
         stats = {it.index: it.stats for it in iterations.campaign_iterations(campaign.id)}
         assert stats[0].seed is not None and stats[0].selected == stats[0].labelling.to_label
         assert Stage.SEED in stats[0].timings and Stage.EXPLORE not in stats[0].timings
@@ -82,6 +83,30 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
         assert campaigns.get_campaign("tiny-water").updated_at == before
     finally:
         connection.disconnect()
+
+
+def _check_trained_on_isolated_atom_e0s(campaign_id, labels_ok: int) -> None:
+    """The H and O atoms were labelled once each (UHF, doublet and triplet) and every
+    member of every committee trained with their energies as MACE's explicit E0s."""
+    from aloop.vocabulary import LabelStatus
+    from db import isolated_atoms, labels
+    from db.documents import Model
+
+    atoms = isolated_atoms.campaign_isolated_atom_labels(campaign_id)
+    assert [(a.symbol, a.status, a.multiplicity) for a in atoms] == [
+        ("H", LabelStatus.OK, 2),
+        ("O", LabelStatus.OK, 3),
+    ]
+    e0s = {a.symbol: a.energy for a in atoms}
+    members = list(Model.objects(campaign=campaign_id))
+    assert len(members) == 4  # two iterations of two members
+    for m in members:
+        assert m.hyperparameters["e0s"] == "isolated_atoms"
+        assert m.hyperparameters["atomic_energies"] == e0s
+        used = m.hyperparameters["atomic_energy_labels"]
+        assert {k: v["label_id"] for k, v in used.items()} == {a.symbol: a.label_id for a in atoms}
+    # They are no campaign structure's labels.
+    assert labels.label_counts(campaign_id)[LabelStatus.OK] == labels_ok - len(atoms)
 
 
 def _artifact(key: str) -> str:
