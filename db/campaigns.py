@@ -25,7 +25,7 @@ from typing import Any
 from aloop.errors import AloopError, InfrastructureError, UserError
 from aloop.records import CampaignRecord
 from aloop.versions import code_versions
-from aloop.vocabulary import CampaignStatus, LabelStatus
+from aloop.vocabulary import CampaignStatus, LabelStatus, Origin
 from db import connection
 from db.documents import Campaign, utcnow
 
@@ -189,8 +189,15 @@ def list_campaigns() -> list[dict]:
     """Every campaign with its structure and label counts, newest first."""
     from db.scan import count_by
 
-    structures = count_by("structures", "campaign")
+    # Isolated atoms (the E0 references) are neither explored structures nor their labels.
+    explored = [o.value for o in Origin if o is not Origin.ISOLATED_ATOM]
+    structures = count_by("structures", "campaign", {"origin": {"$in": explored}})
     labels = count_by("labels", "campaign", {"status": LabelStatus.OK.value})
+    atoms = list(count_by("structures", "_id", {"origin": Origin.ISOLATED_ATOM.value}))
+    if atoms:
+        ok = {"status": LabelStatus.OK.value, "structure": {"$in": atoms}}
+        for campaign_id, n in count_by("labels", "campaign", ok).items():
+            labels[campaign_id] -= n
     out = []
     for c in Campaign.objects.order_by("-created_at").only(
         "name", "status", "status_reason", "current_iteration", "created_at", "updated_at"

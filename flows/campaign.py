@@ -221,6 +221,7 @@ def _already_finished(campaign: CampaignRecord, cfg: CampaignConfig, reporter: R
 def _loop_until_stopped(loop: Loop, index: int) -> None:
     """Iterations from ``index`` on, until a stopping rule holds."""
     with PrefectLabeller(loop.cfg.execution) as labeller:
+        loop.label_runner = labeller  # isolated atoms (E0s) are labelled where labels are
         loop.check_lease()
         relabel_stale(loop, labeller)
         while True:

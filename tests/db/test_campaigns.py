@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from ase import Atoms
 
 from aloop.errors import UserError
 from aloop.records import LabelRecord
-from aloop.vocabulary import CampaignStatus, LabelStatus, Verdict
+from aloop.vocabulary import CampaignStatus, LabelStatus, Origin, Verdict
 from db import campaigns, labels, structures
 from db.documents import Campaign
 from tests.db.factories import frames, new_campaign, records
@@ -65,6 +66,11 @@ def test_listing_counts_structures_and_ok_labels_per_campaign(campaign):
     labels.record_label(campaign.id, LabelRecord(sid, "s", LabelStatus.OK, wall_time=2.5))
     first = structures.insert_structures(campaign.id, recs[:1]).ids[0]
     labels.record_label(campaign.id, LabelRecord(first, "s", LabelStatus.FAILED, wall_time=1.0))
+    # An isolated atom (an E0 reference) and its label are not the campaign's structures.
+    atom = structures.insert_structures(
+        campaign.id, records([Atoms("H")], origin=Origin.ISOLATED_ATOM, system="isolated_atom:H")
+    ).ids[0]
+    labels.record_label(campaign.id, LabelRecord(atom, "s", LabelStatus.OK, energy=-13.6))
     listed = {c["name"]: c for c in campaigns.list_campaigns()}
     assert listed["water-test"]["structures"] == 10
     assert listed["water-test"]["labels_ok"] == 1
