@@ -12,7 +12,16 @@ import numpy as np
 
 from aloop.stats import IterationStats
 from aloop.structures import content_hash
-from aloop.vocabulary import CampaignStatus, LabelStatus, Origin, Stage, StageStatus, Verdict
+from aloop.vocabulary import (
+    CampaignStatus,
+    LabelStatus,
+    Origin,
+    SpinTreatment,
+    Stability,
+    Stage,
+    StageStatus,
+    Verdict,
+)
 
 #: MACE's namespaced reference keys: an extxyz written with them feeds mace_run_train
 #: (--energy_key REF_energy --forces_key REF_forces --stress_key REF_stress) unchanged.
@@ -74,6 +83,15 @@ class LabelRecord:
     stress: np.ndarray | None = None
     stress_note: str | None = None
     s2: float | None = None
+    #: Whether the SCF solution was shown to be a minimum (None: stored before the
+    #: analysis existed, or no SCF solution at all).
+    stability: Stability | None = None
+    #: What the analysis found (lowest orbital-Hessian eigenvalues) or why none was made.
+    stability_note: str | None = None
+    spin_treatment: SpinTreatment | None = None
+    #: eV. A smeared SCF's internal energy, beside ``energy`` (its free energy, whose
+    #: derivative the forces are); None without smearing, where they are one number.
+    internal_energy: float | None = None
     scf_attempts: list[dict] = field(default_factory=list)
     error: str | None = None
     wall_time: float | None = None

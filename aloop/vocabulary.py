@@ -70,6 +70,14 @@ class SpinPolicy(StrEnum):
     BROKEN_SYMMETRY = "broken_symmetry"
 
 
+class SpinTreatment(StrEnum):
+    """Which mean field a label's SCF solution is: one set of orbitals for both spins, or
+    one per spin (open shells, and broken-symmetry singlets)."""
+
+    RESTRICTED = "restricted"
+    UNRESTRICTED = "unrestricted"
+
+
 class E0Source(StrEnum):
     """Where the isolated-atom reference energies a model trains with come from
     (``model.e0s``)."""

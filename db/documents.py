@@ -22,7 +22,15 @@ from mongoengine import (
     StringField,
 )
 
-from aloop.vocabulary import CampaignStatus, LabelStatus, Origin, StageStatus, Verdict
+from aloop.vocabulary import (
+    CampaignStatus,
+    LabelStatus,
+    Origin,
+    SpinTreatment,
+    Stability,
+    StageStatus,
+    Verdict,
+)
 from db.arrays import ArrayField
 
 
@@ -174,6 +182,11 @@ class SCFAttempt(EmbeddedDocument):
     energy_change = FloatField()
     seconds = FloatField()
     error = StringField()
+    # Absent on attempts stored before issue 18: not required.
+    energy = FloatField()  # eV
+    spin_treatment = StringField(choices=_choices(SpinTreatment), null=True)
+    stability = StringField(choices=_choices(Stability), null=True)
+    stability_rounds = IntField(default=0)
 
 
 class Label(_Timestamped):
@@ -189,6 +202,11 @@ class Label(_Timestamped):
     stress = ArrayField(dtype="float64", ndim=1)
     stress_note = StringField()
     s2 = FloatField()
+    # Absent on labels stored before issue 18 (they still load): not required.
+    stability = StringField(choices=_choices(Stability), null=True)
+    stability_note = StringField(null=True)
+    spin_treatment = StringField(choices=_choices(SpinTreatment), null=True)
+    internal_energy = FloatField(null=True)  # eV; a smeared SCF's, beside its free energy
     scf_attempts = EmbeddedDocumentListField(SCFAttempt)
     error = StringField()
     wall_time = FloatField()

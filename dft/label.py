@@ -34,6 +34,12 @@ def label_structure(
     Returns a :class:`aloop.records.LabelRecord` whose ``status`` is ``ok``,
     ``failed`` (SCF not converged, timeout, PySCF error; with the reason) or ``rejected``
     (the geometry guard refused it and no DFT was spent). Energies in eV, forces in eV/Å.
+
+    ``energy`` is the energy the forces are minus the gradient of: the Mermin free energy
+    of a smeared SCF, with the internal energy beside it as ``internal_energy`` (None
+    without smearing, where the two are one). ``stability`` says whether the SCF
+    solution was shown to be a minimum (:class:`aloop.vocabulary.Stability`), and
+    ``spin_treatment`` whether it is restricted or unrestricted.
     """
     common = {
         "structure_id": structure_id,
@@ -51,12 +57,13 @@ def label_structure(
     work.calc = calc
     start = time.perf_counter()
     try:
-        energy = work.get_potential_energy()
+        energy = work.get_potential_energy(force_consistent=True)
         forces = work.get_forces()
     except Exception as exc:  # PySCF raises assorted types; a label failure is data
         return LabelRecord(
             status=LabelStatus.FAILED,
             error=_failure_text(exc, settings),
+            stability=calc.stability,
             scf_attempts=calc.scf_attempts,
             wall_time=_since(start),
             **common,
@@ -64,10 +71,14 @@ def label_structure(
     return LabelRecord(
         status=LabelStatus.OK,
         energy=float(energy),
+        internal_energy=calc.internal_energy,
         forces=forces,
         stress=None,
         stress_note=calc.stress_note,
         s2=calc.s2,
+        stability=calc.stability,
+        stability_note=calc.stability_note,
+        spin_treatment=calc.spin_treatment,
         scf_attempts=calc.scf_attempts,
         wall_time=_since(start),
         **common,
