@@ -177,6 +177,10 @@ def _lowest(
     from pyscf import lib
 
     hdiag = np.asarray(hdiag, dtype=float).ravel()
+    if hdiag.size == 0:
+        # No occupied-virtual pair (an H atom in STO-3G): nothing can rotate, so nothing
+        # is lower; Davidson would index an empty space.
+        return float("inf"), hdiag
     starts = np.argsort(hdiag)[: min(START_VECTORS, hdiag.size)]
     x0 = [np.eye(1, hdiag.size, int(i)).ravel() for i in starts]
 
