@@ -10,11 +10,8 @@ from ase.calculators.calculator import Calculator, all_changes
 from aloop.vocabulary import SpinTreatment, Stability
 from dft.scf import SCFFailed, build_system, gradient, run_ladder, spin_contamination
 from dft.settings import LabelSettings
+from dft.stress import periodic_stress, stress_unavailable, to_voigt
 from dft.units import FORCE_AU_EV_ANG, HARTREE_EV
-
-#: Why a periodic label carries no stress: this PySCF's stress code (pbc.grad.rks_stress)
-#: fails for the Gamma-point multigrid objects that give us forces; zeros would lie.
-STRESS_NOT_AVAILABLE = "not available: PySCF has no stress for this Gamma-point method"
 
 
 class PySCFCalculator(Calculator):
@@ -54,7 +51,7 @@ class PySCFCalculator(Calculator):
     -2039.89
     """
 
-    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
     discard_results_on_any_change = True
 
     def __init__(
@@ -109,7 +106,12 @@ class PySCFCalculator(Calculator):
         self.spin_treatment = result.spin_treatment
         grad = gradient(mf, self.settings)
         self.s2 = spin_contamination(mf)
-        self.stress_note = STRESS_NOT_AVAILABLE if self.settings.periodic else None
+        # A periodic label has stress wherever this PySCF computes it, and says why not
+        # elsewhere (HF, hybrids, multigrid): zeros would lie. (Voigt, eV/Å³, ASE's sign.)
+        stress = None
+        self.stress_note = stress_unavailable(self.settings) if self.settings.periodic else None
+        if self.settings.periodic and self.stress_note is None:
+            stress = to_voigt(periodic_stress(mf, self.settings))
         energy = free = float(mf.e_tot) * HARTREE_EV
         if getattr(mf, "sigma", None) and getattr(mf, "e_free", None) is not None:
             # PySCF's smeared e_tot is the internal energy; its forces differentiate e_free
@@ -121,4 +123,6 @@ class PySCFCalculator(Calculator):
             "free_energy": free,
             "forces": -grad * FORCE_AU_EV_ANG,
         }
+        if stress is not None:
+            self.results["stress"] = stress
         self.wall_time = time.perf_counter() - start

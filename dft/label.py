@@ -73,7 +73,7 @@ def label_structure(
         energy=float(energy),
         internal_energy=calc.internal_energy,
         forces=forces,
-        stress=None,
+        stress=calc.results.get("stress"),
         stress_note=calc.stress_note,
         s2=calc.s2,
         stability=calc.stability,
