@@ -3,8 +3,11 @@
     python benchmarks/label_bench.py [--n 4] [--layouts 1x1,1x2,2x1] [--rounds 3]
 
 Raw PySCF: the same RKS energy + analytic gradient, built directly with pyscf.gto/dft in
-this process, one thread, one structure after another. aloop: ``dft.batch.label_batch``
-(guard, recovery ladder, worker processes, records) for each workers x threads layout.
+this process, one thread, one structure after another: the baseline stays a plain SCF
+and gradient. aloop: ``dft.batch.label_batch`` (guard, recovery ladder with the orbital-
+Hessian stability analysis every label now gets, worker processes, records) for each
+workers x threads layout, so the overhead includes the analysis; its own wall time (the
+attempts' ``stability_seconds``) is reported beside it as a share of the label wall time.
 Raw PySCF and every layout alternate round by round (``benchmarks.harness``) after a
 one-label warm-up each. Overhead = the median over rounds of aloop 1x1 wall / raw wall - 1;
 layouts compare by the median of their per-round ratios. Results: stdout and
@@ -65,11 +68,24 @@ def raw_pyscf(atoms_list: list) -> None:
         mf.Gradients().kernel()
 
 
+#: Per label of the 1x1 arm: (stability analysis seconds, SCF seconds, label wall seconds).
+ANALYSIS: list[tuple[float, float, float]] = []
+
+
 def aloop(tasks: list[LabelTask], workers: int, threads: int) -> list:
     recs = label_batch(
         tasks, SETTINGS, workers=workers, threads=threads, on_progress=lambda p: None
     )
     assert all(r.status == "ok" for r in recs), [r.error for r in recs]
+    if (workers, threads) == (1, 1):
+        ANALYSIS.extend(
+            (
+                sum(a.get("stability_seconds", 0.0) for a in r.scf_attempts),
+                sum(a["seconds"] for a in r.scf_attempts),
+                r.wall_time,
+            )
+            for r in recs
+        )
     return recs
 
 
@@ -113,6 +129,13 @@ def main() -> None:
             t.fastest_ratio("1x1", "raw_pyscf") - 1, 4
         )
         print(f"overhead of aloop 1x1 over raw PySCF: {100 * overhead.median:.2f} %")
+    if ANALYSIS:
+        share = Spread.of([a / w for a, _, w in ANALYSIS])
+        out["stability_analysis_share_of_label_1x1"] = share.to_dict()
+        out["stability_analysis_over_scf_1x1"] = Spread.of(
+            [a / s for a, s, _ in ANALYSIS]
+        ).to_dict()
+        print(f"stability analysis: {100 * share.median:.1f} % of each label's wall time")
     best = max(layouts, key=lambda k: out["layouts"][k]["labels_per_min"])
     out["best_layout"] = best
     out["default_layout"] = "{}x{}".format(*default_layout())

@@ -187,6 +187,7 @@ class SCFAttempt(EmbeddedDocument):
     spin_treatment = StringField(choices=_choices(SpinTreatment), null=True)
     stability = StringField(choices=_choices(Stability), null=True)
     stability_rounds = IntField(default=0)
+    stability_seconds = FloatField()
 
 
 class Label(_Timestamped):

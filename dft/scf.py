@@ -58,6 +58,8 @@ class Attempt:
     stability: Stability | None = None
     #: How many times an internal instability was followed and the SCF re-converged.
     stability_rounds: int = 0
+    #: Wall time of the stability analyses (``seconds`` is the SCF's).
+    stability_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain dict, as stored in the Label's ``scf_attempts`` (enums as strings)."""
@@ -341,8 +343,10 @@ def settle(mf: Any, attempt: Attempt, settings: LabelSettings, deadline: float |
 
     space = "UHF/UKS" if stab.is_unrestricted(mf) else "RHF/RKS"
     while True:
+        started = time.perf_counter()
         fock = stab.fock(mf)
         check = stab.internal(mf, fock, guard)
+        _add_seconds(attempt, started)
         if check.stable:
             break
         if attempt.stability_rounds >= settings.stability_rounds:
@@ -368,12 +372,18 @@ def settle(mf: Any, attempt: Attempt, settings: LabelSettings, deadline: float |
         note += f" after following {attempt.stability_rounds} internal instabilities"
     external = None
     if not stab.is_unrestricted(mf):
+        started = time.perf_counter()
         external = stab.external(mf, fock, guard)
+        _add_seconds(attempt, started)
         note += f"; RHF->UHF: {external.lowest:.3g} Ha"
     attempt.stability = (
         Stability.STABLE if external is None or external.stable else Stability.EXTERNAL_UNSTABLE
     )
     return Found(Stability.STABLE, note, external)
+
+
+def _add_seconds(attempt: Attempt, started: float) -> None:
+    attempt.stability_seconds = round(attempt.stability_seconds + time.perf_counter() - started, 4)
 
 
 def _treatment(mf: Any) -> SpinTreatment:
