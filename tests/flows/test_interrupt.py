@@ -51,6 +51,8 @@ def _signal_when(proc, sig, condition, log: Path, timeout: float = 300) -> float
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"condition never held:\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
+    if proc.poll() is not None:  # finished while the condition was read: no signal sent
+        pytest.fail(f"the run ended before the signal:\n{log.read_text()[-3000:]}")
     os.killpg(proc.pid, sig)
     start = time.monotonic()
     try:
@@ -85,6 +87,9 @@ def test_ctrl_c_and_sigterm_of_the_process_group_then_resume(tiny_config, tmp_pa
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["execution"]["label_workers"] = 1  # a wide labelling window to interrupt in
     cfg["stop"]["max_iterations"] = 1
+    # Four members: SIGTERM after the first leaves seconds of training to interrupt, even
+    # when a loaded machine reads the store slowly.
+    cfg["model"]["committee_size"] = 4
     path = tmp_path / "interrupt.yaml"
     path.write_text(yaml.safe_dump(cfg))
     db_uri = f"embedded://{tmp_path / 'db'}"
@@ -124,7 +129,7 @@ def test_ctrl_c_and_sigterm_of_the_process_group_then_resume(tiny_config, tmp_pa
         assert done.returncode == 0, done.stdout + done.stderr
         assert "resuming campaign tiny-water at iteration 1" in done.stderr
         assert "iteration cap reached (1)" in done.stdout
-        assert check_campaign("tiny-water", committee_size=2)["iterations"] == 2
+        assert check_campaign("tiny-water", committee_size=4)["iterations"] == 2
         assert db["labels"].count_documents({"iteration": 0}) == n_seeds
         assert not _survivors(marker)
     finally:
