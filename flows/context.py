@@ -3,6 +3,7 @@ settings per system, and reads that stay fixed for the length of an iteration.""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aloop.errors import AloopError
 from aloop.records import LabelRecord
 from aloop.structures import load_system_structures
+from aloop.vocabulary import LabelStatus
 from db import labels, models
 from dft.batch import LabelTask
 from dft.settings import LabelSettings
@@ -30,6 +32,28 @@ if TYPE_CHECKING:
 LabelRunner = Callable[
     [Sequence[tuple[LabelTask, LabelSettings]], Callable[[LabelRecord], None]], None
 ]
+
+
+def label_recorder(
+    loop: Loop, total: int, iteration_of: Callable[[str], int]
+) -> tuple[Callable[[LabelRecord], None], Counter[LabelStatus]]:
+    """An ``on_record`` for a :data:`LabelRunner` that stores each record in its
+    iteration (``iteration_of(structure_id)``) and reports progress out of ``total``,
+    with the counter of outcomes it fills."""
+    finished = Counter[LabelStatus]()
+
+    def on_record(rec: LabelRecord) -> None:
+        rec.iteration = iteration_of(rec.structure_id)
+        labels.record_label(loop.campaign.id, rec)
+        finished[LabelStatus(rec.status)] += 1
+        loop.reporter.labels(
+            finished.total(),
+            total,
+            finished[LabelStatus.FAILED],
+            rejected=finished[LabelStatus.REJECTED],
+        )
+
+    return on_record, finished
 
 
 class CampaignError(AloopError):

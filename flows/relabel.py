@@ -16,12 +16,11 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from aloop.vocabulary import LabelStatus
-from db import labels as label_store
 from db import relabel, structures
 from dft.worker import LabelTask
+from flows.context import label_recorder
 
 if TYPE_CHECKING:
-    from aloop.records import LabelRecord
     from dft.settings import LabelSettings
     from flows.context import LabelRunner, Loop
 
@@ -32,9 +31,8 @@ def relabel_stale(loop: Loop, run_labels: LabelRunner) -> Counter[LabelStatus]:
     nothing was stale)."""
     current = {s.name: loop.label_settings(s.name).settings_hash() for s in loop.cfg.systems}
     stale = relabel.stale_labels(loop.campaign.id, current)
-    finished = Counter[LabelStatus]()
     if not stale:
-        return finished
+        return Counter()
     old_hashes = sorted({s.settings_hash for s in stale})
     loop.reporter.message(
         f"relabelling {len(stale)} structures labelled under settings no longer in use "
@@ -53,17 +51,7 @@ def relabel_stale(loop: Loop, run_labels: LabelRunner) -> Counter[LabelStatus]:
         )
         jobs.append((task, loop.label_settings(entry.system)))
 
-    def on_record(rec: LabelRecord) -> None:
-        rec.iteration = iteration_of[rec.structure_id]
-        label_store.record_label(loop.campaign.id, rec)
-        finished[LabelStatus(rec.status)] += 1
-        loop.reporter.labels(
-            finished.total(),
-            len(jobs),
-            finished[LabelStatus.FAILED],
-            rejected=finished[LabelStatus.REJECTED],
-        )
-
+    on_record, finished = label_recorder(loop, len(jobs), iteration_of.__getitem__)
     run_labels(jobs, on_record)
     relabel.record_relabel(loop.campaign.id, old_hashes, sorted(set(current.values())), finished)
     return finished

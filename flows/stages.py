@@ -53,7 +53,7 @@ from aloop.vocabulary import E0Source, LabelStatus, Origin, Stage, Verdict
 from db import isolated_atoms, iterations, labels, models, structures
 from db.documents import structure_id
 from dft.batch import LabelTask
-from flows.context import CampaignError, LabelRunner, Loop
+from flows.context import CampaignError, LabelRunner, Loop, label_recorder
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -243,11 +243,7 @@ def ensure_isolated_atoms(
                 jobs.append((LabelTask(sid, atoms, charge=0, multiplicity=mult), settings))
     if jobs:
         loop.reporter.message(f"  labelling {len(jobs)} isolated atom(s) for the E0s")
-
-        def on_record(rec: LabelRecord) -> None:
-            rec.iteration = k
-            labels.record_label(loop.campaign.id, rec)
-
+        on_record, _ = label_recorder(loop, len(jobs), lambda _: k)
         run_labels(jobs, on_record)
     stored = isolated_atoms.campaign_isolated_atom_labels(loop.campaign.id)
     return [lab for lab in stored if lab.settings_hash in needed]
@@ -433,18 +429,7 @@ def label_stage(
             jobs.append((task, settings))
     if skipped:
         loop.reporter.message(f"  {skipped} of {total} already labelled (resumed)")
-    finished = Counter[LabelStatus]()
-
-    def on_record(rec: LabelRecord) -> None:
-        rec.iteration = k
-        labels.record_label(loop.campaign.id, rec)
-        finished[LabelStatus(rec.status)] += 1
-        loop.reporter.labels(
-            finished.total(),
-            len(jobs),
-            finished[LabelStatus.FAILED],
-            rejected=finished[LabelStatus.REJECTED],
-        )
+    on_record, _ = label_recorder(loop, len(jobs), lambda _: k)
 
     start = time.perf_counter()
     if jobs:

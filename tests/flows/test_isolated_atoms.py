@@ -31,6 +31,9 @@ class Messages:
     def message(self, text: str) -> None:
         self.lines.append(text)
 
+    def labels(self, done: int, total: int, failed: int, rejected: int = 0) -> None:
+        self.lines.append(f"labelled {done}/{total} ({failed} failed, {rejected} rejected)")
+
 
 class CountingRunner:
     """The real labeller, counting the jobs it is given."""
