@@ -398,18 +398,23 @@ def _write_splits(
             if name == SPLITS[0] and xyz is not None:  # train.xyz
                 for rec in isolated:
                     info = _info(rec, name) | {"config_type": MACE_ISOLATED_CONFIG_TYPE}
-                    write_frame(
-                        xyz,
-                        rec["numbers"],
-                        rec["positions"],
-                        rec["cell"],
-                        rec["pbc"],
-                        info,
-                        {REF_FORCES: rec["forces"]},
-                    )
+                    _write_xyz_frame(xyz, rec, info)
         finally:
             if xyz is not None:
                 xyz.close()
+
+
+def _write_xyz_frame(xyz: IO[str], rec: dict, info: dict) -> None:
+    """One labelled record as an extxyz frame with ``info``, its forces as REF_forces."""
+    write_frame(
+        xyz,
+        rec["numbers"],
+        rec["positions"],
+        rec["cell"],
+        rec["pbc"],
+        info,
+        {REF_FORCES: rec["forces"]},
+    )
 
 
 def _write_batch(records: Iterable[dict], split: str, xyz: IO[str] | None, db: Any) -> int:
@@ -418,16 +423,7 @@ def _write_batch(records: Iterable[dict], split: str, xyz: IO[str] | None, db: A
     count = 0
     for rec in records:
         if xyz is not None:
-            arrays = {REF_FORCES: rec["forces"]}
-            write_frame(
-                xyz,
-                rec["numbers"],
-                rec["positions"],
-                rec["cell"],
-                rec["pbc"],
-                _info(rec, split),
-                arrays,
-            )
+            _write_xyz_frame(xyz, rec, _info(rec, split))
         if db is not None:
             rows.append(_ase_row(rec, split))
         count += 1

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from aloop.records import REF_ENERGY, REF_FORCES, LabelRecord, StructureRecord
@@ -74,3 +79,32 @@ def labelled_campaign(water_dataset, tmp_path):
     )
     connection.disconnect()
     return uri, "exp", by_id, failed_id
+
+
+def run_mace_train(out: Path, workdir: Path, *extra: str) -> subprocess.CompletedProcess:
+    """mace_run_train (the real command) on an export's train/valid files: a minuscule
+    model, on the CPU; ``extra`` adds flags (a test file, ``--E0s``, more epochs)."""
+    mace = shutil.which("mace_run_train", path=str(Path(sys.executable).parent))
+    assert mace is not None
+    return subprocess.run(
+        [
+            mace,
+            "--name=exported",
+            f"--train_file={out / 'train.xyz'}",
+            f"--valid_file={out / 'valid.xyz'}",
+            "--energy_key=REF_energy",
+            "--forces_key=REF_forces",
+            "--model=MACE",
+            "--num_channels=8",
+            "--max_L=0",
+            "--r_max=4.0",
+            "--batch_size=5",
+            "--device=cpu",
+            "--default_dtype=float64",
+            f"--work_dir={workdir}",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -5,9 +5,6 @@ the dataset's frames, splits and curation."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ from aloop.cli import app
 from aloop.records import REF_ENERGY, REF_FORCES, LabelRecord
 from aloop.vocabulary import LabelStatus
 from db import campaigns, connection, isolated_atoms, labels
-from tests.dataset.conftest import SETTINGS
+from tests.dataset.conftest import SETTINGS, run_mace_train
 
 runner = CliRunner()
 
@@ -121,30 +118,7 @@ def test_mace_trains_on_the_export_with_its_isolated_atom_e0s(with_atoms, water_
     uri = with_atoms[0]
     out = tmp_path / "m"
     _export(uri, out, "--format", "extxyz")
-    mace = shutil.which("mace_run_train", path=str(Path(sys.executable).parent))
-    assert mace is not None
-    run = subprocess.run(
-        [
-            mace,
-            "--name=exported",
-            f"--train_file={out / 'train.xyz'}",
-            f"--valid_file={out / 'valid.xyz'}",
-            "--energy_key=REF_energy",
-            "--forces_key=REF_forces",
-            "--model=MACE",
-            "--num_channels=8",
-            "--max_L=0",
-            "--r_max=4.0",
-            "--max_num_epochs=1",
-            "--batch_size=5",
-            "--device=cpu",
-            "--default_dtype=float64",
-            f"--work_dir={tmp_path / 'mace'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_mace_train(out, tmp_path / "mace", "--max_num_epochs=1")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     log = run.stdout + run.stderr
     assert "Using isolated atom energies from training file" in log
