@@ -11,7 +11,7 @@ from typing import Any
 from mongoengine.connection import get_db
 
 from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS, LabelRecord
-from aloop.vocabulary import LabelStatus, Origin
+from aloop.vocabulary import LabelStatus
 from db.arrays import decode_array
 from db.documents import Label, SCFAttempt
 from db.isolated_atoms import isolated_atom_ids
@@ -19,10 +19,6 @@ from db.structures import load_atoms
 
 #: ``info`` key of a training frame: the settings hash of its label.
 LABEL_SETTINGS_HASH = "label_settings_hash"
-
-
-def _isolated(atoms: Any) -> bool:
-    return atoms.info.get("origin") == Origin.ISOLATED_ATOM
 
 
 @dataclass(frozen=True)
@@ -91,6 +87,9 @@ def labelled_frames(
         query["iteration"] = {"$lt": before_iteration}
     if iteration is not None:
         query["iteration"] = iteration
+    isolated = isolated_atom_ids(campaign_id)
+    if isolated:  # reference energies (MACE's E0s), not training frames
+        query["structure"] = {"$nin": isolated}
     db = get_db()
     labels = {
         d["structure"]: d
@@ -99,9 +98,7 @@ def labelled_frames(
         )
     }
     ids = sorted(labels)
-    # Isolated atoms are reference energies (MACE's E0s), not training frames.
-    kept = [(sid, a) for sid, a in zip(ids, load_atoms(ids), strict=True) if not _isolated(a)]
-    ids, frames = [sid for sid, _ in kept], [a for _, a in kept]
+    frames = load_atoms(ids)
     for sid, atoms in zip(ids, frames, strict=True):
         d = labels[sid]
         atoms.info[LABEL_SETTINGS_HASH] = d["settings_hash"]

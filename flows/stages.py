@@ -200,17 +200,22 @@ def training_e0s(
     """
     explicit = loop.cfg.model.e0s is E0Source.ISOLATED_ATOMS
     stored = ensure_isolated_atoms(loop, loop.label_runner or label_here, k, frames)
-    needed: dict[str, set[int]] = {}
-    for a in frames:
-        needed.setdefault(a.info[labels.LABEL_SETTINGS_HASH], set()).update(map(int, a.numbers))
     try:
-        chosen = reference_energies(needed, stored)
+        chosen = reference_energies(_training_elements(frames), stored)
     except E0Unavailable as exc:
         if explicit:
             raise CampaignError(f"iteration {k}: {exc}") from None
         loop.reporter.message(f"  model.e0s is average; isolated atoms: {exc}")
         return None
     return chosen if explicit else None
+
+
+def _training_elements(frames: Sequence[Atoms]) -> dict[str, set[int]]:
+    """The atomic numbers of the training frames, by their labels' settings hash."""
+    found: dict[str, set[int]] = {}
+    for a in frames:
+        found.setdefault(a.info[labels.LABEL_SETTINGS_HASH], set()).update(map(int, a.numbers))
+    return found
 
 
 def ensure_isolated_atoms(
@@ -227,8 +232,8 @@ def ensure_isolated_atoms(
     Returns every stored isolated-atom label at the hashes in use.
     """
     needed = loop.elements_by_hash()
-    for a in frames:
-        needed.setdefault(a.info[labels.LABEL_SETTINGS_HASH], set()).update(map(int, a.numbers))
+    for settings_hash, zs in _training_elements(frames).items():
+        needed.setdefault(settings_hash, set()).update(zs)
     by_hash = loop.settings_by_hash()
     jobs: list[tuple[LabelTask, LabelSettings]] = []
     for settings_hash, zs in sorted(needed.items()):
