@@ -113,13 +113,16 @@ def _artifact(key: str) -> str:
     """The latest markdown of a Prefect artifact, read back from the API."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
+    # The API server is the session's: other tests' runs of tiny-water write this key too.
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+            sort=ArtifactSort.CREATED_DESC,
         )
     assert found, f"no artifact {key}"
-    return found[-1].data
+    return found[0].data
 
 
 def test_changed_science_is_refused_and_raising_the_cap_continues(
