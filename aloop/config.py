@@ -82,6 +82,10 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("dft", "ecp"): "auto",
     ("dft", "spin"): SpinPolicy.RESTRICTED,
     ("dft", "scf.stability_rounds"): 3,
+    ("select", "trust.calibrated"): False,  # not vocabulary: the config section
+    # A resumed campaign starts drawing its hold-out at the next exploration: the frames
+    # show it (verdict holdout), and the earlier iterations' labels are unchanged.
+    ("select", "holdout_per_system"): 2,  # not vocabulary: the config section
 }
 
 
@@ -178,6 +182,10 @@ class CampaignConfig(Section):
                 holder = holder[part]
             if holder.get(leaf) == neutral:
                 del holder[leaf]
+        for system in data["systems"]:  # a system's own trust window, as select's
+            trust = system.get("trust") or {}
+            if trust.get("calibrated") is False:
+                del trust["calibrated"]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -68,10 +68,17 @@ class Section(BaseModel):
 
 
 class TrustWindow(Section):
-    """Committee force-deviation window in eV/Å: [lo, hi) is the candidate band."""
+    """Committee force-deviation window in eV/Å: [lo, hi) is the candidate band.
+
+    With ``calibrated``, lo and hi are in calibrated units: each frame's max force
+    deviation is multiplied by the campaign's latest fitted calibration scale (the
+    median ratio of true error to deviation, see aloop/calibration.py) before it is
+    compared, so the window is read as an estimate of the true error in eV/Å.
+    """
 
     lo: NonNegativeFloat = 0.05
     hi: PositiveFloat = 0.30
+    calibrated: Bool = False
 
     @model_validator(mode="after")
     def _lo_below_hi(self) -> TrustWindow:
@@ -322,6 +329,11 @@ class SelectConfig(Section):
     diversity: Literal["fps", "weighted_fps", "kmeans", "random"] = "fps"
     dedupe_distance: NonNegativeFloat = 1e-3
     adaptive_lo: Bool = False
+    holdout_per_system: NonNegativeInt = Field(
+        2,
+        description="explored frames per system and iteration labelled as hold-out "
+        "(never trained on): the campaign's unbiased error estimate",
+    )
     seed: Seed = 0
 
 
@@ -332,7 +344,17 @@ class StopConfig(Section):
     accurate_ratio: Annotated[float, _NUMBER, Field(gt=0, le=1)] = 0.95
     patience: PositiveInt = 2
     scope: Literal["all", "per_system"] = "all"
-    force_error_target: PositiveFloat | None = Field(None, description="eV/Å")
+    force_error_target: PositiveFloat | None = Field(
+        None, description="eV/Å: the committee's force RMSE on the accumulated hold-out"
+    )
+    holdout_min_frames: PositiveInt = Field(
+        10, description="hold-out frames needed before force_error_target is read"
+    )
+    adaptive_lo_tolerance: Annotated[float, _NUMBER, Field(gt=0, lt=1)] = Field(
+        0.05,
+        description="with select.adaptive_lo: the adaptive level counts as settled when "
+        "it moves by less than this fraction over `patience` iterations",
+    )
 
 
 class InitialConfig(Section):

@@ -159,6 +159,11 @@ class IterationRecord:
         return state.status if state is not None else None
 
     @property
+    def is_final(self) -> bool:
+        """Whether this is the final iteration (the production committee), not a loop one."""
+        return Stage.FINAL in self.stages
+
+    @property
     def labelled_done(self) -> bool:
         """Whether the iteration's labelling finished (its statistics are complete)."""
         return self.stage_status(Stage.LABEL) is StageStatus.DONE

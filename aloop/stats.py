@@ -106,17 +106,31 @@ class SystemStats(VerdictCounts):
     md_steps: int
     committee_calls: int
     walker_stops: dict[str, int] = Field(default_factory=dict)
+    #: The configured lo (eV/Å, or calibrated units): ``trust_lo`` is the adaptive level
+    #: when ``select.adaptive_lo`` lowered it. None in documents stored before.
+    fixed_lo: float | None = None
+    #: Accurate fraction of the planned simulated time on the fixed lo: each walker
+    #: counts its accurate sampled frames out of the frames it would have sampled had it
+    #: run every step, so a walker stopped early counts against convergence.
+    time_ratio: float | None = None
+    #: Walkers that ran every planned step.
+    walkers_completed: int | None = None
+    #: The factor the deviations were multiplied by before the window was read (1: raw).
+    calibration_scale: float | None = None
 
 
 class ExploreStats(StageStats, VerdictCounts):
     """Every system's exploration, with the totals over systems."""
 
     systems: list[SystemStats]
+    #: Over systems: accurate planned time / planned time (see SystemStats.time_ratio).
+    time_ratio: float | None = None
 
     def summary(self) -> str:
         return "; ".join(
-            f"{x.name}: {x.sampled} frames, {x.accurate_ratio:.0%} accurate, "
-            f"{x.candidate} candidate, {x.failed} failed"
+            f"{x.name}: {x.sampled} frames, {x.accurate_ratio:.0%} accurate"
+            + (f" ({x.time_ratio:.0%} of walker time)" if x.time_ratio is not None else "")
+            + f", {x.candidate} candidate, {x.failed} failed"
             for x in self.systems
         )
 
@@ -125,8 +139,15 @@ class ExploreStats(StageStats, VerdictCounts):
         """Totals and the overall accurate ratio from the per-system statistics."""
         sampled = sum(s.sampled for s in systems)
         accurate = sum(s.accurate for s in systems)
+        timed = [s for s in systems if s.time_ratio is not None]
+        time_ratio = (
+            sum(s.time_ratio * s.walkers for s in timed) / max(1, sum(s.walkers for s in timed))
+            if timed and len(timed) == len(systems)
+            else None
+        )
         return cls(
             systems=systems,
+            time_ratio=time_ratio,
             sampled=sampled,
             accurate=accurate,
             candidate=sum(s.candidate for s in systems),
@@ -144,6 +165,8 @@ class SystemSelection(_Stats):
     candidates: int = 0
     selected: int = 0
     duplicates: int = 0
+    #: Explored frames drawn at random as hold-out (labelled, never trained on).
+    holdout: int = 0
 
 
 class SelectStats(StageStats):
@@ -152,10 +175,12 @@ class SelectStats(StageStats):
     selection: dict[str, SystemSelection]
     selected: int
     duplicates: int
+    holdout: int = 0
 
     def summary(self) -> str:
         dupes = f", {self.duplicates} duplicates" if self.duplicates else ""
-        return f"{self.selected} selected{dupes}"
+        held = f", {self.holdout} hold-out" if self.holdout else ""
+        return f"{self.selected} selected{dupes}{held}"
 
     @classmethod
     def of(cls, selection: dict[str, SystemSelection]) -> SelectStats:
@@ -164,6 +189,7 @@ class SelectStats(StageStats):
             selection=selection,
             selected=sum(s.selected for s in selection.values()),
             duplicates=sum(s.duplicates for s in selection.values()),
+            holdout=sum(s.holdout for s in selection.values()),
         )
 
 
@@ -182,6 +208,9 @@ class LabelStats(StageStats):
     dft_wall_s: float = 0.0
     #: Of ``label_failures``, those the geometry guard rejected (0 in older documents).
     label_rejected: int = 0
+    #: Of ``to_label`` and ``labelled``: the hold-out frames (DFT spent on testing).
+    holdout_to_label: int = 0
+    holdout_labelled: int = 0
 
     @property
     def label_failed(self) -> int:
@@ -191,8 +220,9 @@ class LabelStats(StageStats):
     def summary(self) -> str:
         left = f", {self.unlabelled} left unlabelled" if self.unlabelled else ""
         rejected = f", {self.label_rejected} rejected" if self.label_rejected else ""
+        held = f" ({self.holdout_labelled} hold-out)" if self.holdout_to_label else ""
         return (
-            f"{self.labelled} ok, {self.label_failed} failed{rejected}, "
+            f"{self.labelled} ok{held}, {self.label_failed} failed{rejected}, "
             f"DFT {self.dft_wall_s:.1f} s{left}"
         )
 
@@ -214,6 +244,62 @@ class CommitteeError(_Stats):
     forces_max: float | None = None
 
 
+class HoldoutError(_Stats):
+    """A committee's error on the campaign's accumulated hold-out (never trained on).
+
+    ``n`` frames, of which ``n_new`` were drawn in this iteration; energies per atom
+    (eV/atom), forces per component (eV/Å); ``forces_max_p95`` is the 95th percentile
+    over frames of each frame's largest per-atom force error (eV/Å), the same
+    max-over-atoms form as the committee's deviation. Errors are None when n is 0.
+    """
+
+    n: int = 0
+    n_new: int = 0
+    energy_rmse_per_atom: float | None = None
+    forces_rmse: float | None = None
+    forces_max_p95: float | None = None
+
+    def describe(self) -> str:
+        """``"0.041 eV/Å force RMSE on 12 hold-out frames"`` (or that there are none)."""
+        if not self.n or self.forces_rmse is None:
+            return "no hold-out frames labelled"
+        return f"{self.forces_rmse:.4f} eV/Å force RMSE on {self.n} hold-out frames"
+
+
+class Calibration(_Stats):
+    """How the exploring committee's max force deviation maps to its true error.
+
+    Fitted on the iteration's hold-out and newly labelled frames (``n``): ``scale`` is
+    the median of true max-atom force error / max force deviation (``scale x
+    deviation`` is then the median-unbiased error estimate), ``scale_90`` the 90th
+    percentile of that ratio (the bound 90 % of frames stay under). ``spearman`` is the
+    rank correlation of deviation and error; ``coverage_90`` is the fraction of this
+    iteration's frames under the *previous* iteration's ``scale_90 x deviation``: an
+    out-of-sample check of the stated 90 % interval (None at the first calibration).
+    ``points`` are the (deviation, error) pairs, eV/Å, for the dashboard's plot.
+    """
+
+    n: int
+    scale: float | None = None
+    scale_90: float | None = None
+    spearman: float | None = None
+    coverage_90: float | None = None
+    points: list[tuple[float, float]] = Field(default_factory=list)
+
+
+class FinalStats(StageStats):
+    """Stored under ``final``: the production committee and its hold-out error."""
+
+    final: TrainingStats
+    final_holdout: HoldoutError
+
+    def summary(self) -> str:
+        return (
+            f"production committee on {self.final.structures} structures: "
+            f"{self.final_holdout.describe()}"
+        )
+
+
 class StageTiming(_Stats):
     """A stage's wall time and the part of it spent in the science call."""
 
@@ -230,6 +316,9 @@ class IterationStats(_Stats):
     selection: SelectStats | None = None
     labelling: LabelStats | None = None
     committee_error: CommitteeError | None = None
+    holdout_error: HoldoutError | None = None
+    calibration: Calibration | None = None
+    final: FinalStats | None = None
     timings: dict[Stage, StageTiming] = Field(default_factory=dict)
     wall_s: float | None = None
 
@@ -261,6 +350,13 @@ class IterationStats(_Stats):
             committee_error=CommitteeError.model_validate(d["committee_error"])
             if d.get("committee_error")
             else None,
+            holdout_error=HoldoutError.model_validate(d["holdout_error"])
+            if d.get("holdout_error")
+            else None,
+            calibration=Calibration.model_validate(d["calibration"])
+            if d.get("calibration")
+            else None,
+            final=FinalStats.model_validate(d) if Stage.FINAL in d else None,
             timings=timings,
             wall_s=d.get("iteration_wall_s"),
         )
@@ -290,13 +386,27 @@ class IterationStats(_Stats):
         err = self.committee_error
         return err.forces_rmse if err is not None and err.n else None
 
+    @property
+    def holdout_forces_rmse(self) -> float | None:
+        """The committee's force RMSE on the accumulated hold-out, when there is one."""
+        err = self.holdout_error
+        return err.forces_rmse if err is not None and err.n else None
+
     def accurate_ratios(self, per_system: bool) -> list[float]:
-        """The accurate ratios a stopping rule compares: one overall, or one per system."""
+        """The accurate ratios a stopping rule compares: one overall, or one per system.
+
+        The ratio of planned walker time on the fixed lo (``time_ratio``); documents
+        stored before it existed give their frame ratio.
+        """
         if self.explore is None:
             return [] if per_system else [0.0]
         if per_system:
-            return [s.accurate_ratio for s in self.explore.systems]
-        return [self.explore.accurate_ratio]
+            return [_ratio(s) for s in self.explore.systems]
+        return [_ratio(self.explore)]
+
+
+def _ratio(stats: SystemStats | ExploreStats) -> float:
+    return stats.time_ratio if stats.time_ratio is not None else stats.accurate_ratio
 
 
 #: What a stage function returns: its statistics and the seconds spent computing.

@@ -15,7 +15,8 @@ class Verdict(StrEnum):
     """What the loop decided about a structure.
 
     Exploration classifies each frame by the trust window (accurate, candidate,
-    failed); selection then marks candidates selected or duplicate; labelling may reject.
+    failed); selection then marks candidates selected or duplicate, and draws a random
+    hold-out of explored frames (labelled, never trained on); labelling may reject.
     """
 
     ACCURATE = "accurate"
@@ -24,6 +25,9 @@ class Verdict(StrEnum):
     SELECTED = "selected"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    #: A random sample of explored frames, labelled as the campaign's unbiased test set:
+    #: never trained on, never used for model selection.
+    HOLDOUT = "holdout"
 
 
 class Origin(StrEnum):
@@ -96,11 +100,15 @@ class Stage(StrEnum):
     EXPLORE = "explore"
     SELECT = "select"
     LABEL = "label"
+    #: After a stopping rule fired: the production committee trained on every label.
+    FINAL = "final"
 
 
 #: The stages of iteration 0 and of every later iteration, in the order they run.
 SEED_STAGES: tuple[Stage, ...] = (Stage.SEED, Stage.LABEL)
 LOOP_STAGES: tuple[Stage, ...] = (Stage.TRAIN, Stage.EXPLORE, Stage.SELECT, Stage.LABEL)
+#: The stages of the final iteration (one past the last exploring one).
+FINAL_STAGES: tuple[Stage, ...] = (Stage.FINAL,)
 
 
 def stages_of(iteration: int) -> tuple[Stage, ...]:
@@ -130,6 +138,15 @@ class CampaignStatus(StrEnum):
     def finished(self) -> bool:
         """Whether a stopping rule ended the campaign."""
         return self in (CampaignStatus.CONVERGED, CampaignStatus.STOPPED)
+
+
+class StopRule(StrEnum):
+    """Which stopping rule ended a campaign (named in its status reason)."""
+
+    ACCURATE_RATIO = "accurate_ratio"
+    ADAPTIVE_LO = "adaptive_lo"
+    HOLDOUT_ERROR = "holdout_error"
+    ITERATION_CAP = "iteration_cap"
 
 
 class RejectionKind(StrEnum):

@@ -45,19 +45,25 @@ def _record(doc: dict) -> IterationRecord:
     )
 
 
-def get_or_create_iteration(campaign_id: Any, index: int) -> IterationRecord:
+def get_or_create_iteration(
+    campaign_id: Any, index: int, stages: Sequence[Stage] | None = None
+) -> IterationRecord:
     """The iteration, created with every one of its stages pending if absent.
+
+    ``stages`` default to those of a loop iteration of that index (``stages_of``); the
+    final iteration passes ``FINAL_STAGES``.
 
     An iteration 0 stored before the seed had a stage of its own gets one, in the state
     its explore slot recorded, so it resumes where it stopped.
     """
     coll = Iteration._get_collection()
     now = utcnow()
+    pending = stages or stages_of(index)
     coll.update_one(
         {"campaign": campaign_id, "index": index},
         {
             "$setOnInsert": {
-                "stages": {s.value: StageDoc().to_mongo().to_dict() for s in stages_of(index)},
+                "stages": {s.value: StageDoc().to_mongo().to_dict() for s in pending},
                 "created_at": now,
                 "updated_at": now,
             }
@@ -73,6 +79,14 @@ def get_or_create_iteration(campaign_id: Any, index: int) -> IterationRecord:
         )
         doc = coll.find_one({"_id": doc["_id"]})
     return _record(doc)
+
+
+def final_iteration(campaign_id: Any) -> IterationRecord | None:
+    """The campaign's final iteration (its production committee), or None if not begun."""
+    doc = Iteration._get_collection().find_one(
+        {"campaign": campaign_id, f"stages.{Stage.FINAL}": {"$exists": True}}
+    )
+    return _record(doc) if doc is not None else None
 
 
 def find_iteration(campaign_id: Any, index: int) -> IterationRecord | None:

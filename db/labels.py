@@ -11,9 +11,9 @@ from typing import Any
 from mongoengine.connection import get_db
 
 from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS, LabelRecord
-from aloop.vocabulary import LabelStatus
+from aloop.vocabulary import LabelStatus, Verdict
 from db.arrays import decode_array
-from db.documents import Label, SCFAttempt
+from db.documents import Label, SCFAttempt, Structure
 from db.isolated_atoms import isolated_atom_ids
 from db.structures import load_atoms
 
@@ -72,11 +72,14 @@ def labelled_frames(
     *,
     before_iteration: int | None = None,
     iteration: int | None = None,
+    holdout: bool = False,
 ) -> tuple[list[str], list[Any]]:
     """Successfully labelled structures as ``(ids, Atoms with REF_ keys)``, sorted by id.
 
     ``before_iteration`` keeps labels made in earlier iterations (a training set);
-    ``iteration`` keeps those of one iteration (its newly labelled frames).
+    ``iteration`` keeps those of one iteration (its newly labelled frames). The hold-out
+    frames (verdict ``holdout``) are never in a training set: by default they are left
+    out, and ``holdout=True`` returns only them.
     """
     query: dict[str, Any] = {
         "campaign": campaign_id,
@@ -87,9 +90,14 @@ def labelled_frames(
         query["iteration"] = {"$lt": before_iteration}
     if iteration is not None:
         query["iteration"] = iteration
-    isolated = isolated_atom_ids(campaign_id)
-    if isolated:  # reference energies (MACE's E0s), not training frames
-        query["structure"] = {"$nin": isolated}
+    held = holdout_ids(campaign_id)
+    if holdout:
+        query["structure"] = {"$in": held}
+    else:
+        # Isolated atoms are reference energies (MACE's E0s), not training frames.
+        excluded = isolated_atom_ids(campaign_id) + held
+        if excluded:
+            query["structure"] = {"$nin": excluded}
     db = get_db()
     labels = {
         d["structure"]: d
@@ -107,6 +115,14 @@ def labelled_frames(
         if d.get("stress"):
             atoms.info[REF_STRESS] = decode_array(d["stress"], db)
     return ids, frames
+
+
+def holdout_ids(campaign_id: Any) -> list[str]:
+    """Ids of the campaign's hold-out structures (labelled or not)."""
+    rows = Structure._get_collection().find(
+        {"campaign": campaign_id, "verdict": Verdict.HOLDOUT.value}, {"_id": 1}
+    )
+    return sorted(d["_id"] for d in rows)
 
 
 def label_outcomes(ids: Sequence[str], settings_hash: str) -> dict[str, LabelOutcome]:

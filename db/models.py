@@ -10,8 +10,10 @@ from mongoengine.connection import get_db
 
 from aloop.records import CampaignRecord, MemberRecord
 from aloop.versions import code_versions
+from aloop.vocabulary import Stage, StageStatus
 from db.blobs import get_blob, put_blob
 from db.documents import Model
+from db.iterations import final_iteration
 
 
 def store_model(
@@ -86,3 +88,12 @@ def committee_models(campaign_id: Any, iteration: int) -> list[MemberRecord]:
         .only("id", "member", "seed", "weights_sha256", "metrics")  # not vocabulary: fields
         .order_by("member")
     ]
+
+
+def final_committee(campaign_id: Any) -> list[MemberRecord]:
+    """The campaign's production committee (its final iteration's members, once that
+    stage is done), or [] when no stopping rule has fired and been acted on yet."""
+    final = final_iteration(campaign_id)
+    if final is None or final.stage_status(Stage.FINAL) is not StageStatus.DONE:
+        return []
+    return committee_models(campaign_id, final.index)

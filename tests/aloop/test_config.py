@@ -74,6 +74,7 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
     for key in ("min_updates", "ema_decay", "stress_weight", "e0s"):
         del data["model"][key]
     del data["dft"]["ecp"], data["dft"]["spin"], data["dft"]["scf"]["stability_rounds"]
+    del data["select"]["trust"]["calibrated"], data["select"]["holdout_per_system"]
     before = hashlib.sha256(
         json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -87,6 +88,8 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         ("dft.ecp", "none"),
         ("dft.spin", "broken_symmetry"),
         ("dft.scf.stability_rounds", 5),
+        ("select.trust.calibrated", True),
+        ("select.holdout_per_system", 0),
     ]:
         assert parse_config(with_change(key, value)).result_hash() != before, key
 
