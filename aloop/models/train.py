@@ -1,8 +1,12 @@
 """Training a MACE committee with mace-torch's own training code, keeping provenance.
 
 Each member is one ``mace.cli.run_train.run`` call (the code behind ``mace_run_train``)
-on extxyz files written with MACE's REF_ keys. The train/valid split is drawn once per
-committee (so members' validation errors compare); members differ by seed and, with
+on extxyz files written with MACE's REF_ keys. The validation frames are chosen by each
+structure's content hash (:func:`valid_split`), so they are fixed for the life of a
+campaign: a frame that a parent trained on does not become a validation frame of its
+warm-started child (but for one tiny-set case, see that function), and MACE's
+best-on-validation checkpoint is chosen on frames no ancestor trained on. All members
+share that split (so their validation errors compare); they differ by seed and, with
 ``bootstrap``, by a resampled training set. Warm starts hand the parent model file to
 MACE as ``--foundation_model``: MACE rebuilds the architecture from it and loads its
 weights before training (naive fine-tuning; no download happens for a file path).
@@ -22,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aloop.dataset.split import draw
 from aloop.isolated_atoms import elements_of, missing_elements
 from aloop.models.io import pick_device, sha256_bytes
 from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
+from aloop.structures import atoms_hash
 from aloop.versions import code_versions
 from aloop.vocabulary import E0Source
 
@@ -96,13 +102,73 @@ def has_stress(frames: Sequence[Atoms]) -> bool:
     return any(REF_STRESS in a.info for a in frames)
 
 
-def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reproducible (train, valid) index split; at least one frame on each side."""
-    if n < 2:
-        raise ValueError(f"training needs at least 2 labelled structures, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_valid = min(max(1, round(valid_fraction * n)), n - 1)
-    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+#: Salt of each frame's validation draw, fixed for good: changing it would reshuffle the
+#: validation set of every running campaign (frames would move from train to valid).
+VALID_SALT = 20250619
+
+
+def frame_hash(atoms: Atoms) -> str:
+    """Content hash of a training frame, with its ``info`` charge and multiplicity
+    (default 0 and 1): the structure's identity, whatever id a campaign gives it."""
+    charge = int(atoms.info.get("charge", 0))
+    multiplicity = int(atoms.info.get("multiplicity", 1))
+    return atoms_hash(atoms, charge, multiplicity)
+
+
+def valid_split(frames: Sequence[Atoms], valid_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid) indices of ``frames``, chosen by content and fixed for a campaign.
+
+    A frame is a validation frame iff its uniform draw ``draw(VALID_SALT, frame_hash(a))``
+    (:func:`aloop.dataset.split.draw`) is below ``valid_fraction``. The draw depends only
+    on the structure (numbers, positions, cell, pbc, charge, multiplicity), never on its
+    id, its position in ``frames`` or the iteration: the same frames give the same split
+    in any campaign and any order, and as the set grows a frame keeps its side. Copies of
+    one structure share a side.
+
+    MACE needs a frame on each side. When no frame draws below ``valid_fraction`` (a tiny
+    set), the one with the smallest draw validates; when every frame does, the one with
+    the largest draw trains.
+
+    The first fallback never moves a frame from train to valid as frames are added (the
+    argument is at the code). A frame may go the other way, valid to train, when a new
+    frame takes over the smallest draw: no parent has trained on it.
+
+    The second fallback cannot keep that promise (no rule that depends on the set alone
+    can: of every pair of frames drawing below the fraction one would train for good, so
+    in a large set nearly all of them would train): its one training frame moves to valid
+    as soon as a frame drawing at or above the fraction arrives. That needs every distinct
+    frame to draw below the fraction, which happens with probability
+    ``valid_fraction ** n`` (1 % for two frames at the default 0.1), and leaks that one
+    frame only.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two distinct structures (a structure cannot be on both sides).
+    """
+    if len(frames) < 2:
+        raise ValueError(f"training needs at least 2 labelled structures, got {len(frames)}")
+    hashes = [frame_hash(a) for a in frames]
+    draws = {h: draw(VALID_SALT, h) for h in hashes}
+    if len(draws) < 2:
+        raise ValueError("training needs at least 2 distinct structures; all frames are one")
+
+    def rank(h: str) -> tuple[float, str]:  # the hash breaks a (2**-64) tie in the draws
+        return draws[h], h
+
+    valid = {h for h, d in draws.items() if d < valid_fraction}
+    if not valid:
+        # This fallback never turns a training frame valid as frames are added. Outside the other
+        # fallback a training frame draws at or above the fraction, so in a larger set it can only
+        # validate as the smallest draw of a set with no draw below the fraction. Then the smaller
+        # set (a subset) had none below either, took this same fallback, and the frame was not its
+        # minimum; the minimum of a growing set can only move to a newly added frame, so the old
+        # frame is not the larger set's minimum either.
+        valid = {min(draws, key=rank)}
+    elif len(valid) == len(draws):
+        valid.discard(max(draws, key=rank))
+    is_valid = np.array([h in valid for h in hashes])
+    return np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
 
 
 def epochs_for(cfg: ModelConfig, n_train: int) -> int:
@@ -302,7 +368,6 @@ def train_committee(
     workdir: Path | str,
     *,
     parents: Sequence[bytes] | None = None,
-    split_seed: int = 0,
     members: Sequence[int] | None = None,
     on_member: Callable[[MemberResult], None] | None = None,
     atomic_energies: Mapping[int, float] | None = None,
@@ -312,7 +377,9 @@ def train_committee(
     Parameters
     ----------
     frames, ids
-        Labelled structures (REF_energy, REF_forces) and their structure ids.
+        Labelled structures (REF_energy, REF_forces; ``info`` charge and multiplicity,
+        default 0 and 1) and their structure ids. The train/valid split is
+        :func:`valid_split` of the frames: the ids play no part in it.
     cfg
         Model section of the campaign config.
     workdir
@@ -320,8 +387,6 @@ def train_committee(
     parents
         Weights of each member's parent (warm start from the previous iteration);
         ``cfg.foundation_model`` is used instead when ``warm_start`` is ``foundation``.
-    split_seed
-        Seed of the train/valid split shared by the members.
     members
         Indices of the members to train (default all); a resumed iteration trains only
         those not yet stored. The split does not depend on which members are trained.
@@ -343,7 +408,7 @@ def train_committee(
     workdir = Path(workdir)
     e0s = _explicit_e0s(cfg, frames, atomic_energies)
     device = pick_device(cfg.device)
-    train_idx, valid_idx = split_indices(len(frames), cfg.valid_fraction, split_seed)
+    train_idx, valid_idx = valid_split(frames, cfg.valid_fraction)
     split = _SharedSplit(
         frames,
         ids,
