@@ -25,10 +25,13 @@ STATIC = Path(__file__).with_name("static")
 API_INDEX = {
     "/api/campaigns": "every campaign: status, iterations, dataset size, last activity",
     "/api/campaigns/{name}": "one campaign: head, per-iteration rows (stage states and "
-    "timings, sampled/accurate/candidate/failed counts and ratios per system, deviation "
-    "histograms with trust windows, selected, labelled, label failures, DFT wall time, "
-    "committee error on the newly labelled frames, cumulative dataset size), recent label "
-    "failures with reasons, the latest iteration's labelled structures",
+    "timings, sampled/accurate/candidate/failed counts and ratios per system, accurate "
+    "fraction of planned walker time, deviation histograms with trust windows, selected, "
+    "hold-out drawn and labelled, labelled, label failures, DFT wall time, committee error "
+    "on the newly labelled (high-uncertainty, biased) frames, error on the accumulated "
+    "hold-out, calibration of deviation against true error with its points, cumulative "
+    "dataset size), the final iteration (production committee and its hold-out error), "
+    "recent label failures with reasons, the latest iteration's labelled structures",
     "/api/structures/{id}": "one structure: lineage as `aloop show`, and its geometry",
 }
 
@@ -137,6 +140,11 @@ def create_app(db_uri: str | None = None, refresh_s: float = 5.0) -> FastAPI:
 <div id="head"></div>
 <h2>Iterations</h2><div id="iterations"></div>
 <div class="plots">
+<div class="plot" id="plot-holdout"></div>
+<div class="plot-box"><div class="plot" id="plot-calibration"></div>
+<p class="picker"><span id="calibration-pick"><label for="calibration-iteration">calibration of
+iteration</label> <select id="calibration-iteration"></select></span>
+<span id="calibration-numbers"></span></p></div>
 <div class="plot" id="plot-ratio"></div><div class="plot" id="plot-size"></div>
 <div class="plot" id="plot-error"></div><div class="plot" id="plot-dft"></div>
 <div class="plot wide" id="plot-hist"></div>

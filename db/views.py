@@ -1,9 +1,14 @@
 """Read models for the dashboard and its JSON API: one function per page, plain data out.
 
 Every number comes from what the loop already stored per iteration (counts, ratios,
-histograms, timings, label outcomes), so a page costs a read of the campaign's iteration
-documents, not a pass over its structures: pages stay fast on campaigns of any size. The
-few lists (recent failures, selected structures) are bounded queries on indexed fields.
+histograms, timings, label outcomes, hold-out error, calibration points), so a page costs
+a read of the campaign's iteration documents, not a pass over its structures: pages stay
+fast on campaigns of any size. The few lists (recent failures, selected structures) are
+bounded queries on indexed fields.
+
+The final iteration (the production committee, trained once a stopping rule fired) is
+not a loop iteration: the campaign page returns it apart, under ``final``. Every field
+added since the first release reads as None (or 0) in documents stored before it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from aloop.records import CampaignRecord, IterationRecord, StageState
+from aloop.stats import HoldoutError
 from aloop.vocabulary import LabelStatus, Origin, Stage
 from db.campaigns import all_campaigns, get_campaign
 from db.documents import Label, Structure
@@ -21,7 +27,9 @@ from db.scan import get_many
 #: Rows in the bounded lists of the campaign page.
 LIST_LIMIT = 50
 #: Per-system exploration fields the dashboard does not draw.
-_SYSTEM_HIDDEN = {"walkers", "md_steps", "committee_calls"}
+_SYSTEM_HIDDEN = {"md_steps", "committee_calls"}
+#: The stage columns of the iterations table: every stage a loop iteration may run.
+LOOP_STAGE_COLUMNS = [s.value for s in Stage if s is not Stage.FINAL]
 
 
 def _iso(value: Any) -> str | None:
@@ -39,33 +47,59 @@ def _stage(state: StageState) -> dict:
     }
 
 
+def _holdout(err: HoldoutError | None) -> dict | None:
+    return err.model_dump() if err is not None else None
+
+
 def _iteration_row(it: IterationRecord) -> dict:
     s = it.stats
     explore, labelling, err = s.explore, s.labelling, s.committee_error
+    final = s.final
     return {
         "index": it.index,
+        "is_final": it.is_final,
         "stages": {k.value: _stage(v) for k, v in it.stages.items()},
         "sampled": explore.sampled if explore else (s.seed.seeded if s.seed else None),
         "accurate": explore.accurate if explore else None,
         "candidate": explore.candidate if explore else None,
         "failed": explore.failed if explore else None,
         "accurate_ratio": explore.accurate_ratio if explore else None,
+        # Accurate fraction of the planned walker time (the stopping rule's number).
+        "time_ratio": explore.time_ratio if explore else None,
         "systems": [sys.model_dump(exclude=_SYSTEM_HIDDEN) for sys in explore.systems]
         if explore
         else [],
         "selected": s.selected,
+        "holdout_selected": s.selection.holdout if s.selection else None,
         "labelled": s.labelled,
+        "holdout_to_label": labelling.holdout_to_label if labelling else None,
+        "holdout_labelled": labelling.holdout_labelled if labelling else None,
         "label_failures": s.label_failures,
         "label_failure_reasons": labelling.label_failure_reasons if labelling else {},
         "dft_wall_s": labelling.dft_wall_s if labelling else None,
         "committee_forces_rmse": s.committee_forces_rmse,
         "committee_energy_rmse_per_atom": err.energy_rmse_per_atom if err and err.n else None,
+        "holdout": _holdout(s.holdout_error),
+        "calibration": s.calibration.model_dump() if s.calibration else None,
+        "final": {"training": final.final.model_dump(), "holdout": _holdout(final.final_holdout)}
+        if final
+        else None,
         "timings": {k.value: v.model_dump() for k, v in s.timings.items()},
         "wall_s": s.wall_s,
     }
 
 
-def _campaign_head(c: CampaignRecord, iterations: list[dict]) -> dict:
+def _latest_holdout(rows: list[dict], final: dict | None) -> dict | None:
+    """The newest hold-out error: the final committee's, else the last iteration's."""
+    if final is not None and final["final"] and (final["final"]["holdout"] or {}).get("n"):
+        return {"iteration": final["index"], "final": True, **final["final"]["holdout"]}
+    for r in reversed(rows):
+        if (r["holdout"] or {}).get("n"):
+            return {"iteration": r["index"], "final": False, **r["holdout"]}
+    return None
+
+
+def _campaign_head(c: CampaignRecord, iterations: list[dict], final: dict | None) -> dict:
     stop = c.config.get("stop", {})
     return {
         "name": c.name,
@@ -74,6 +108,8 @@ def _campaign_head(c: CampaignRecord, iterations: list[dict]) -> dict:
         "current_iteration": c.current_iteration,
         "iterations": len(iterations),
         "dataset_size": sum(r["labelled"] or 0 for r in iterations),
+        # Of dataset_size: the hold-out frames, labelled but never trained on.
+        "holdout_size": sum(r["holdout_labelled"] or 0 for r in iterations),
         "label_failures": sum(r["label_failures"] or 0 for r in iterations),
         "created_at": _iso(c.created_at),
         "last_activity": _iso(c.updated_at),
@@ -81,7 +117,17 @@ def _campaign_head(c: CampaignRecord, iterations: list[dict]) -> dict:
         "patience": stop.get("patience"),
         "max_iterations": stop.get("max_iterations"),
         "force_error_target": stop.get("force_error_target"),
+        "holdout_min_frames": stop.get("holdout_min_frames"),
+        "final_status": final["stages"][Stage.FINAL.value]["status"] if final else None,
+        "holdout": _latest_holdout(iterations, final),
     }
+
+
+def _split(its: list[IterationRecord]) -> tuple[list[dict], dict | None]:
+    """The loop iterations' rows, and the final iteration's (None before it began)."""
+    rows = [_iteration_row(it) for it in its]
+    final = next((r for r in rows if r["is_final"]), None)
+    return [r for r in rows if not r["is_final"]], final
 
 
 def campaigns_overview() -> list[dict]:
@@ -89,7 +135,7 @@ def campaigns_overview() -> list[dict]:
     out = []
     for c in all_campaigns():
         its = campaign_iterations(c.id)
-        head = _campaign_head(c, [_iteration_row(it) for it in its])
+        head = _campaign_head(c, *_split(its))
         # Stages write iterations, not the campaign: its last activity is the later one.
         times = [c.updated_at, *(it.updated_at for it in its)]
         head["last_activity"] = _iso(max(t for t in times if t is not None))
@@ -98,19 +144,21 @@ def campaigns_overview() -> list[dict]:
 
 
 def campaign_view(name: str) -> dict | None:
-    """The campaign page: head, per-iteration rows, failures, newest selected structures."""
+    """The campaign page: head, per-iteration rows, the final iteration (None until a
+    stopping rule fired), failures, the newest labelled structures."""
     c = get_campaign(name)
     if c is None:
         return None
-    rows = [_iteration_row(it) for it in campaign_iterations(c.id)]
+    rows, final = _split(campaign_iterations(c.id))
     total = 0
     for r in rows:
         total += r["labelled"] or 0
         r["dataset_size"] = total
     return {
-        "campaign": _campaign_head(c, rows),
-        "stages": [s.value for s in Stage],
+        "campaign": _campaign_head(c, rows, final),
+        "stages": LOOP_STAGE_COLUMNS,
         "iterations": rows,
+        "final": final,
         "label_failures": _recent_failures(c.id),
         "selected": _latest_labelled(c.id, rows[-1]["index"] if rows else 0),
     }
@@ -154,6 +202,7 @@ def _latest_labelled(campaign_id: Any, last: int) -> list[dict]:
             "system": docs[sid]["system"],
             "iteration": docs[sid].get("iteration"),
             "force_dev_max": (docs[sid].get("uncertainty") or {}).get("force_dev_max"),
+            "verdict": docs[sid].get("verdict"),
         }
         for sid in labelled
         # Isolated atoms (the E0s) are labelled too, but were never selected.

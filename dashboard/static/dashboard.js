@@ -7,10 +7,11 @@ const aloop = (() => {
   // Read when a page function runs: this script loads in <head>, before <body> exists.
   const page = () => document.body.dataset;
 
-  function table(id, columns, rows, rowAttr) {
+  // rowHtml(r, columnCount), when given, may return a whole row of its own (or null).
+  function table(id, columns, rows, rowAttr, rowHtml) {
     const head = columns.map((c) => `<th class="${c.cls || ""}">${esc(c.title)}</th>`).join("");
-    const lines = rows.map((r) => `<tr ${rowAttr ? rowAttr(r) : ""}>` +
-      columns.map((c) => `<td class="${c.cls || ""}">${c.html ? c.html(r) : esc(c.value(r))}</td>`).join("") + "</tr>").join("");
+    const lines = rows.map((r) => (rowHtml && rowHtml(r, columns.length)) || (`<tr ${rowAttr ? rowAttr(r) : ""}>` +
+      columns.map((c) => `<td class="${c.cls || ""}">${c.html ? c.html(r) : esc(c.value(r))}</td>`).join("") + "</tr>")).join("");
     document.getElementById(id).innerHTML = `<table><thead><tr>${head}</tr></thead><tbody>${lines}</tbody></table>` +
       (rows.length ? "" : "<p>none</p>");
   }
@@ -35,6 +36,68 @@ const aloop = (() => {
   const link = (sid) => `<a href="/structures/${encodeURIComponent(sid)}">${esc(sid)}</a>`;
   const layout = (title, x, y, extra) => Object.assign({title: {text: title}, margin: {t: 40, l: 60, r: 20, b: 45},
     xaxis: {title: {text: x}}, yaxis: {title: {text: y}}}, extra || {});
+  const given = (v) => v !== null && v !== undefined;
+  // A hold-out error as "0.0331 (n=24)": force RMSE (eV/Å) on n accumulated hold-out frames.
+  const holdoutText = (h) => (h && h.n && given(h.forces_rmse) ? `${num(h.forces_rmse, 4)} (n=${h.n})` : "-");
+  const holdoutWords = (h) => (h && h.n && given(h.forces_rmse)
+    ? `force RMSE ${num(h.forces_rmse, 4)} eV/Å on ${h.n} hold-out frames, 95th percentile of the max-atom error ${num(h.forces_max_p95, 4)} eV/Å`
+    : "no hold-out frames labelled");
+  // The final iteration: the production committee trained on every label, once a rule fired.
+  function finalWords(f) {
+    const st = (f.stages.final || {}).status || "pending";
+    if (!f.final) return `production committee (iteration ${f.index}): ${st}`;
+    const t = f.final.training;
+    return `production committee (iteration ${f.index}): ${st}; ${t.members_trained} member(s) trained on ${t.structures} structures ` +
+      `(validation force RMSE ${num(t.valid_forces_rmse, 4)} eV/Å); hold-out ${holdoutWords(f.final.holdout)}`;
+  }
+  // The accurate ratio as the stopping rule reads it: of the planned walker time when stored
+  // (a walker stopped early counts against it), else (older iterations) of the sampled frames.
+  const ratioOf = (x) => (x ? (given(x.time_ratio) ? x.time_ratio : x.accurate_ratio) : null);
+  function ratioCell(x, sys) {
+    if (!given(x.time_ratio)) return esc(pct(x.accurate_ratio));
+    const walkers = sys && given(sys.walkers_completed) ? `; ${sys.walkers_completed} of ${sys.walkers} walkers ran every step` : "";
+    return `<span class="time-ratio" title="accurate fraction of the planned walker time${esc(walkers)}">${esc(pct(x.time_ratio))}</span>` +
+      ` <small title="accurate fraction of the sampled frames">(${esc(pct(x.accurate_ratio))} of frames)</small>`;
+  }
+  const calibrationWords = (cal) => `n=${cal.n}, scale ${num(cal.scale, 2)} (90 % bound ${num(cal.scale_90, 2)}), Spearman ${num(cal.spearman, 2)}, ` +
+    `coverage of the previous 90 % bound ${given(cal.coverage_90) ? pct(cal.coverage_90) : "- (first calibration)"}`;
+  // The calibration plot: iterations that stored one, and the one picked (null: the latest).
+  let calibrated = [];
+  let calibrationChoice = null;
+
+  function drawCalibration() {
+    const picker = document.getElementById("calibration-iteration");
+    const numbers = document.getElementById("calibration-numbers");
+    const options = calibrated.map((r) => String(r.index));
+    if (picker.dataset.options !== options.join(",")) {
+      picker.innerHTML = options.map((i) => `<option value="${i}">${i}</option>`).join("");
+      picker.dataset.options = options.join(",");
+      picker.onchange = () => { calibrationChoice = picker.value; drawCalibration(); };
+    }
+    const axes = {xaxis: {title: {text: "max force deviation (eV/Å)"}, type: "log", dtick: "D2"}, yaxis: {title: {text: "true max-atom force error (eV/Å)"}, type: "log", dtick: "D2"}};
+    const chosen = calibrated.find((r) => String(r.index) === calibrationChoice) || calibrated[calibrated.length - 1];
+    const pick = document.getElementById("calibration-pick");
+    if (!chosen) {
+      pick.hidden = true;
+      numbers.textContent = "no calibration stored";
+      Plotly.react("plot-calibration", [], layout("Calibration: deviation against true error", "", "", {xaxis: {visible: false}, yaxis: {visible: false},
+        annotations: [{xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, text: "no calibration stored for this campaign"}]}));
+      return;
+    }
+    pick.hidden = false;
+    picker.value = String(chosen.index);
+    const cal = chosen.calibration;
+    const devs = cal.points.map((p) => p[0]);
+    const lo = Math.min(...devs);
+    const hi = Math.max(...devs);
+    const traces = [{x: devs, y: cal.points.map((p) => p[1]), mode: "markers", name: `frames (n=${cal.points.length})`}];
+    if (given(cal.scale)) traces.push({x: [lo, hi], y: [cal.scale * lo, cal.scale * hi], mode: "lines", name: `error = ${num(cal.scale, 2)} × deviation (median)`, line: {color: "#1a7f37"}});
+    if (given(cal.scale_90)) traces.push({x: [lo, hi], y: [cal.scale_90 * lo, cal.scale_90 * hi], mode: "lines", name: `90 % bound: ${num(cal.scale_90, 2)} × deviation`, line: {dash: "dash", color: "#9a6700"}});
+    traces.push({x: [lo, hi], y: [lo, hi], mode: "lines", name: "error = deviation", line: {dash: "dot", color: "#999"}});
+    numbers.textContent = calibrationWords(cal);
+    Plotly.react("plot-calibration", traces, layout(`Calibration, iteration ${chosen.index}: scale ${num(cal.scale, 2)}, Spearman ${num(cal.spearman, 2)}`, "", "",
+      Object.assign(axes, {legend: {x: 0.02, y: 0.98}})));
+  }
 
   function campaignsPage() {
     poll("/api/campaigns", (rows) => table("campaigns", [
@@ -44,6 +107,7 @@ const aloop = (() => {
       {title: "iterations", value: (r) => r.iterations},
       {title: "dataset size", value: (r) => r.dataset_size},
       {title: "label failures", value: (r) => r.label_failures},
+      {title: "hold-out F RMSE (n)", value: (r) => holdoutText(r.holdout) + (r.holdout && r.holdout.final ? " final" : "")},
       {title: "last activity", cls: "text", value: (r) => (r.last_activity || "").replace("T", " ").slice(0, 19)},
     ], rows, (r) => `data-campaign="${esc(r.name)}"`));
   }
@@ -52,12 +116,16 @@ const aloop = (() => {
     poll(`/api/campaigns/${encodeURIComponent(page().campaign)}`, (d) => {
       const c = d.campaign;
       document.getElementById("head").innerHTML = `<dl><dt>status</dt><dd>${status(c.status)} ${esc(c.status_reason || "")}</dd>` +
-        `<dt>iterations</dt><dd id="head-iterations">${esc(c.iterations)}</dd><dt>dataset size</dt><dd id="head-size">${esc(c.dataset_size)} labelled structures</dd>` +
-        `<dt>convergence</dt><dd>accurate ratio ≥ ${esc(c.accurate_ratio_target)} for ${esc(c.patience)} iterations, cap ${esc(c.max_iterations)}</dd></dl>`;
+        `<dt>iterations</dt><dd id="head-iterations">${esc(c.iterations)}</dd><dt>dataset size</dt><dd id="head-size">${esc(c.dataset_size)} labelled structures` +
+        (c.holdout_size ? `, ${esc(c.holdout_size)} of them hold-out (never trained on)` : "") + "</dd>" +
+        `<dt>convergence</dt><dd>accurate ratio ≥ ${esc(c.accurate_ratio_target)} for ${esc(c.patience)} iterations` +
+        (c.force_error_target ? `, or hold-out force RMSE < ${esc(c.force_error_target)} eV/Å on ≥ ${esc(c.holdout_min_frames)} frames` : "") +
+        `, cap ${esc(c.max_iterations)}</dd>` +
+        (c.holdout ? `<dt>hold-out error</dt><dd id="head-holdout">${esc(holdoutWords(c.holdout))} (${c.holdout.final ? "final committee" : "iteration " + esc(c.holdout.iteration)})</dd>` : "") +
+        (d.final ? `<dt>final committee</dt><dd id="head-final">${esc(finalWords(d.final))}</dd>` : "") + "</dl>";
       const its = d.iterations;
       // A stage an iteration does not run (iteration 0 seeds instead of training) shows "–".
       const stage = (r, s) => { const st = (r.stages[s] || {}).status; return st ? `<span class="stage-${st}" title="${esc(st)}">${esc(st)}</span>` : "–"; };
-      const sysText = (r, key, fmt) => r.systems.length > 1 ? r.systems.map((s) => `${esc(s.name)}: ${esc(fmt(s[key]))}`).join("<br>") : esc(fmt(r[key]));
       table("iterations", [
         {title: "it", value: (r) => r.index},
         ...d.stages.map((s) => ({title: s, cls: "text", html: (r) => stage(r, s)})),
@@ -65,28 +133,61 @@ const aloop = (() => {
         {title: "accurate", value: (r) => num(r.accurate)},
         {title: "candidate", value: (r) => num(r.candidate)},
         {title: "failed", value: (r) => num(r.failed)},
-        {title: "accurate ratio", html: (r) => sysText(r, "accurate_ratio", pct)},
+        {title: "accurate ratio", html: (r) => (r.systems.length > 1 ? r.systems.map((s) => `${esc(s.name)}: ${ratioCell(s, s)}`).join("<br>") : ratioCell(r, r.systems[0]))},
         {title: "selected", value: (r) => num(r.selected)},
         {title: "labelled", value: (r) => num(r.labelled)},
         {title: "label failures", value: (r) => num(r.label_failures)},
+        {title: "hold-out labelled", value: (r) => (r.holdout_to_label ? `${r.holdout_labelled}/${r.holdout_to_label}` : "-")},
         {title: "DFT s", value: (r) => num(r.dft_wall_s, 1)},
-        {title: "committee F RMSE", value: (r) => num(r.committee_forces_rmse, 4)},
+        {title: "hold-out F RMSE (n)", value: (r) => holdoutText(r.holdout)},
+        {title: "F RMSE on selected (biased)", value: (r) => num(r.committee_forces_rmse, 4)},
+        {title: "calibration scale", value: (r) => (r.calibration ? num(r.calibration.scale, 2) : "-")},
         {title: "stage s", value: (r) => d.stages.filter((s) => r.stages[s]).map((s) => num(r.stages[s].seconds, 0)).join(" / ")},
-      ], its, (r) => `data-iteration="${r.index}"`);
+      ], d.final ? [...its, d.final] : its, (r) => `data-iteration="${r.index}"`, (r, n) => (r.is_final
+        ? `<tr class="final" data-iteration="${r.index}" data-final="true"><td>final</td><td class="text" colspan="${n - 1}">${esc(finalWords(r))}</td></tr>` : null));
       const exploring = its.filter((r) => r.index > 0);
       const x = exploring.map((r) => r.index);
       const systems = [...new Set(exploring.flatMap((r) => r.systems.map((s) => s.name)))];
-      const ratioTraces = systems.map((name) => ({x, y: exploring.map((r) => (r.systems.find((s) => s.name === name) || {}).accurate_ratio ?? null), name, mode: "lines+markers"}));
-      if (systems.length > 1) ratioTraces.push({x, y: exploring.map((r) => r.accurate_ratio), name: "all", mode: "lines+markers"});
-      Plotly.react("plot-ratio", ratioTraces, layout("Accurate ratio", "iteration", "ratio", {
+      const timed = exploring.some((r) => r.systems.some((s) => given(s.time_ratio)));
+      const ratioTraces = systems.map((name) => ({x, y: exploring.map((r) => ratioOf(r.systems.find((s) => s.name === name))), name, mode: "lines+markers"}));
+      if (systems.length > 1) ratioTraces.push({x, y: exploring.map((r) => ratioOf(r)), name: "all", mode: "lines+markers"});
+      if (timed) ratioTraces.push({x, y: exploring.map((r) => r.accurate_ratio), name: "of sampled frames", mode: "lines", line: {dash: "dot", color: "#999"}});
+      Plotly.react("plot-ratio", ratioTraces, layout(timed ? "Accurate ratio (of planned walker time)" : "Accurate ratio", "iteration", "ratio", {
         yaxis: {title: {text: "ratio"}, range: [0, 1.05]},
         shapes: c.accurate_ratio_target ? [{type: "line", xref: "paper", x0: 0, x1: 1, y0: c.accurate_ratio_target, y1: c.accurate_ratio_target, line: {dash: "dash", color: "#1a7f37"}}] : [],
         annotations: c.accurate_ratio_target ? [{xref: "paper", x: 1, y: c.accurate_ratio_target, text: "threshold", showarrow: false, yanchor: "bottom", xanchor: "right"}] : [],
       }));
       Plotly.react("plot-size", [{x: its.map((r) => r.index), y: its.map((r) => r.dataset_size), mode: "lines+markers", name: "labelled"}],
         layout("Dataset size", "iteration", "labelled structures"));
+      // The unbiased learning curve: the exploring committee on the accumulated hold-out
+      // (random explored frames, labelled, never trained on), then the final committee's point.
+      const held = exploring.filter((r) => r.holdout && r.holdout.n && given(r.holdout.forces_rmse));
+      const hx = held.map((r) => r.index);
+      const heldTraces = [
+        {x: hx, y: held.map((r) => r.holdout.forces_rmse), text: held.map((r) => `n=${r.holdout.n}`), customdata: held.map((r) => r.holdout.n_new),
+          mode: "lines+markers+text", textposition: "top center", textfont: {size: 10}, name: "force RMSE",
+          hovertemplate: "iteration %{x}: %{y:.4f} eV/Å on %{text} hold-out frames (%{customdata} new)<extra></extra>"},
+        {x: hx, y: held.map((r) => r.holdout.forces_max_p95), mode: "lines+markers", name: "p95 of max-atom error", line: {dash: "dash"}},
+      ];
+      const fin = d.final && d.final.final ? d.final.final.holdout : null;
+      if (fin && fin.n && given(fin.forces_rmse)) {
+        heldTraces.push({x: [d.final.index], y: [fin.forces_rmse], text: [`final n=${fin.n}`], mode: "markers+text", textposition: "bottom center",
+          name: "final committee", marker: {symbol: "star", size: 14, color: "#1a7f37"}});
+        heldTraces.push({x: [d.final.index], y: [fin.forces_max_p95], mode: "markers", name: "final committee p95", marker: {symbol: "star-open", size: 14, color: "#1a7f37"}});
+      }
+      const allX = heldTraces.flatMap((t) => t.x);
+      if (c.force_error_target && allX.length) {
+        heldTraces.push({x: [Math.min(...allX), Math.max(...allX)], y: [c.force_error_target, c.force_error_target], mode: "lines",
+          name: `target ${c.force_error_target} eV/Å`, line: {dash: "dot", color: "#cf222e"}});
+      }
+      Plotly.react("plot-holdout", heldTraces, layout("Hold-out error (random explored frames, never trained on)", "iteration", "force error (eV/Å)", allX.length
+        ? {yaxis: {title: {text: "force error (eV/Å)"}, type: "log", dtick: "D2"}}
+        : {xaxis: {visible: false}, yaxis: {visible: false},
+          annotations: [{xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, text: "no hold-out frames labelled in this campaign"}]}));
+      calibrated = exploring.filter((r) => r.calibration && r.calibration.points && r.calibration.points.length);
+      drawCalibration();
       Plotly.react("plot-error", [{x, y: exploring.map((r) => r.committee_forces_rmse), mode: "lines+markers", name: "forces"}],
-        layout("Committee error on newly labelled frames", "iteration", "force RMSE (eV/Å)", {yaxis: {title: {text: "force RMSE (eV/Å)"}, type: "log"}}));
+        layout("Committee error on the frames selected for high uncertainty (biased)", "iteration", "force RMSE (eV/Å)", {yaxis: {title: {text: "force RMSE (eV/Å)"}, type: "log"}}));
       Plotly.react("plot-dft", [{x: its.map((r) => r.index), y: its.map((r) => r.dft_wall_s), type: "bar", name: "DFT"}],
         layout("DFT wall time", "iteration", "seconds (sum over labels)"));
       const hist = [];
@@ -100,7 +201,12 @@ const aloop = (() => {
       if (last) for (const [v, label] of [[last.trust_lo, "lo"], [last.trust_hi, "hi"]]) {
         shapes.push({type: "line", yref: "paper", y0: 0, y1: 1, x0: v, x1: v, line: {dash: "dot", color: "#cf222e"}, name: label});
       }
-      Plotly.react("plot-hist", hist, layout("Max force deviation per iteration (trust window dotted)", "max force deviation (eV/Å)", "frames", {barmode: "overlay", shapes}));
+      // With select.adaptive_lo the window's lo moved: the configured one, dashed.
+      if (last && given(last.fixed_lo) && last.fixed_lo !== last.trust_lo) {
+        shapes.push({type: "line", yref: "paper", y0: 0, y1: 1, x0: last.fixed_lo, x1: last.fixed_lo, line: {dash: "dash", color: "#9a6700"}, name: "configured lo"});
+      }
+      const scaled = last && given(last.calibration_scale) && last.calibration_scale !== 1 ? `; window read on deviation × ${num(last.calibration_scale, 2)}` : "";
+      Plotly.react("plot-hist", hist, layout(`Max force deviation per iteration (trust window dotted${scaled})`, "max force deviation (eV/Å)", "frames", {barmode: "overlay", shapes}));
       table("failures", [
         {title: "structure", cls: "text", html: (r) => link(r.structure_id)},
         {title: "iteration", value: (r) => r.iteration},
@@ -112,6 +218,7 @@ const aloop = (() => {
         {title: "system", cls: "text", value: (r) => r.system},
         {title: "iteration", value: (r) => r.iteration},
         {title: "max force dev (eV/Å)", value: (r) => num(r.force_dev_max, 4)},
+        {title: "verdict", cls: "text", value: (r) => r.verdict},
       ], d.selected);
     });
   }
