@@ -19,7 +19,7 @@ def status(
     """Show campaigns, or one campaign's iterations, from the database."""
     from rich.console import Console
 
-    from aloop.cli.summary import campaigns_table, iterations_table
+    from aloop.cli.summary import campaigns_table, holdout_line, iterations_table
     from db import campaigns, iterations
 
     console = Console()
@@ -30,4 +30,8 @@ def status(
             found = campaigns.get_campaign(campaign)
             if found is None:
                 raise UserError(f"no campaign named {campaign!r} in {target.display}")
-            console.print(iterations_table(found, iterations.campaign_iterations(found.id)))
+            its = iterations.campaign_iterations(found.id)
+            console.print(iterations_table(found, its))
+            line = holdout_line(its)
+            if line is not None:
+                console.print(line)

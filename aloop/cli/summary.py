@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from aloop.config import CampaignConfig
     from aloop.records import CampaignRecord, IterationRecord
+    from aloop.stats import HoldoutError
 
 
 def config_summary(cfg: CampaignConfig) -> str:
@@ -105,38 +106,110 @@ def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def _holdout(err: HoldoutError | None) -> str:
+    """``"0.041 (12)"``: force RMSE (eV/Å) on n hold-out frames; "-" when there are none."""
+    if err is None or not err.n or err.forces_rmse is None:
+        return "-"
+    return f"{err.forces_rmse:.3f} ({err.n})"
+
+
+def _final_row(it: IterationRecord) -> list[str]:
+    """The final iteration: its production committee's stage (in the train column) and
+    hold-out error; nothing in the loop's columns."""
+    final = it.stats.final
+    mark = _STAGE_MARK[status] if (status := it.stage_status(Stage.FINAL)) else "-"
+    held = _holdout(final.final_holdout if final else None)
+    # E, S, L, frames .. fail, sel .. lab fail, F err, hold: none; the hold-out error; cal.
+    return [f"{it.index} final", mark, *(["-"] * 12), held, "-"]
+
+
+def _has_holdout(it: IterationRecord) -> bool:
+    """Whether an iteration stored any of the hold-out era's numbers (final, hold-out
+    labels, hold-out error, calibration)."""
+    s = it.stats
+    labelled = s.labelling is not None and s.labelling.holdout_to_label > 0
+    return it.is_final or labelled or s.holdout_error is not None or s.calibration is not None
+
+
 def iterations_table(campaign: CampaignRecord, iterations: list[IterationRecord]) -> Table:
-    """One campaign's iterations (from ``db.iterations.campaign_iterations``)."""
+    """One campaign's iterations (from ``db.iterations.campaign_iterations``), the final
+    one (the production committee, once a stopping rule fired) marked as such.
+
+    The hold-out columns (hold, F hold (n), cal) follow the first release's columns,
+    and only once the campaign stored any of them: a campaign stored before hold-outs
+    existed shows the table it always did.
+    """
     from rich.table import Table
 
     title = f"Campaign {campaign.name}: {campaign.status}"
     if campaign.status_reason:
         title += f" ({campaign.status_reason})"
     table = Table(title=title)
+    honest = any(_has_holdout(it) for it in iterations)
     table.caption = (
         "T/E/S/L: train, explore (seed at iteration 0), select, label (✓ done, ▶ running, "
-        "✗ failed, - none); F err: committee force RMSE on the new labels, eV/Å"
+        "✗ failed, - none); acc: accurate fraction of the planned walker time (of the "
+        "frames where not stored); F err: committee force RMSE on the new labels, eV/Å"
     )
+    if honest:
+        table.caption = (
+            "T/E/S/L: train (the production committee in the final row), explore (seed at "
+            "iteration 0), select, label (✓ done, ▶ running, ✗ failed, - none); acc: "
+            "accurate fraction of the planned walker time (of the frames where not stored); "
+            "F err: committee force RMSE on the new labels (selected for high uncertainty: "
+            "biased), eV/Å; hold: hold-out frames labelled / to label; F hold (n): "
+            "force RMSE on the n accumulated hold-out frames (never trained on), eV/Å; "
+            "cal: calibration scale (true error / deviation, median)"
+        )
     for col in ("it", "T", "E", "S", "L", "frames", "acc", "cand", "fail"):
         table.add_column(col, justify="right")
     for col in ("sel", "lab ok", "lab fail", "F err"):
         table.add_column(col, justify="right")
+    if honest:
+        for col in ("hold", "F hold (n)", "cal"):
+            table.add_column(col, justify="right")
     for it in iterations:
+        if it.is_final:
+            table.add_row(*_final_row(it), style="bold")
+            continue
         stats, explore = it.stats, it.stats.explore
         err = stats.committee_forces_rmse
-        table.add_row(
+        labelling, cal = stats.labelling, stats.calibration
+        ratio = stats.accurate_ratios(per_system=False)[0]
+        cells = [
             str(it.index),
             *(_stage_mark(it, column) for column in _STAGE_COLUMNS),
             _count(explore.sampled if explore else None),
-            f"{explore.accurate_ratio:.0%}" if explore else "-",
+            f"{ratio:.0%}" if explore else "-",
             _count(explore.candidate if explore else None),
             _count(explore.failed if explore else None),
             *(_count(v) for v in (stats.selected, stats.labelled, stats.label_failures)),
             "-" if err is None else f"{err:.3f}",
-        )
+        ]
+        if honest:
+            cells += [
+                f"{labelling.holdout_labelled}/{labelling.holdout_to_label}"
+                if labelling and labelling.holdout_to_label
+                else "-",
+                _holdout(stats.holdout_error),
+                "-" if cal is None or cal.scale is None else f"{cal.scale:.2f}",
+            ]
+        table.add_row(*cells)
     if not iterations:
         table.caption = "no iterations yet"
     return table
+
+
+def holdout_line(iterations: list[IterationRecord]) -> str | None:
+    """The campaign's newest unbiased error: the production committee's on the hold-out
+    once the final iteration is done, else the last iteration's (None without any)."""
+    for it in reversed(iterations):
+        if it.is_final and it.stats.final is not None:
+            return f"final: {it.stats.final.summary()}"
+        err = it.stats.holdout_error
+        if not it.is_final and err is not None and err.n:
+            return f"hold-out (iteration {it.index}): {err.describe()}"
+    return None
 
 
 def lineage_panel(info: dict) -> Any:
