@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aloop.vocabulary import CampaignStatus
+from aloop.vocabulary import CampaignStatus, StopRule
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -16,55 +17,115 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StopDecision:
-    """Whether the campaign stops after an iteration, with its final status and why."""
+    """Whether the campaign stops after an iteration, with its final status, the rule
+    that fired and why (the rule's numbers)."""
 
     stop: bool
     status: CampaignStatus = CampaignStatus.RUNNING  # converged or stopped when stop is True
     reason: str = ""
+    rule: StopRule | None = None
 
 
-def decide(history: Sequence[IterationStats], stop: StopConfig) -> StopDecision:
+def decide(
+    history: Sequence[IterationStats], stop: StopConfig, adaptive_lo: bool = False
+) -> StopDecision:
     """Apply the stopping rules to the statistics of exploring iterations 1..n, in order.
 
     Rules, first match wins:
 
-    1. accurate ratio >= ``stop.accurate_ratio`` in each of the last ``stop.patience``
-       iterations (overall, or for every system with ``scope: per_system``): converged;
-    2. the committee's force RMSE on the frames labelled in the last iteration below
-       ``stop.force_error_target`` (when set and frames were labelled): converged;
+    1. the accurate ratio on the configured (fixed) lo, as a fraction of the planned
+       walker time (a walker stopped early counts against it), >= ``stop.accurate_ratio``
+       in each of the last ``stop.patience`` iterations (overall, or for every system
+       with ``scope: per_system``); with ``adaptive_lo`` also (DPGEN2's semantics) every
+       system's adaptive lo moved by less than ``stop.adaptive_lo_tolerance`` (relative)
+       over those iterations: converged;
+    2. the committee's force RMSE on the accumulated hold-out below
+       ``stop.force_error_target``, once the hold-out has ``stop.holdout_min_frames``
+       frames: converged;
     3. ``stop.max_iterations`` exploring iterations done: stopped at the cap.
     """
     n = len(history)
     if n == 0:
         return StopDecision(False)
+    ratio = _accurate_ratio_rule(history, stop, adaptive_lo)
+    if ratio is not None:
+        return ratio
+    target = stop.force_error_target
+    held = history[-1].holdout_error
+    err = history[-1].holdout_forces_rmse
+    enough = err is not None and held.n >= stop.holdout_min_frames
+    if target is not None and enough and err < target:
+        return StopDecision(
+            True,
+            CampaignStatus.CONVERGED,
+            f"hold-out force RMSE {err:.4f} eV/Å < target {target:g} eV/Å "
+            f"on {held.n} hold-out frames (minimum {stop.holdout_min_frames})",
+            StopRule.HOLDOUT_ERROR,
+        )
+    if n >= stop.max_iterations:
+        last = history[-1]
+        where = f"; {last.holdout_error.describe()}" if last.holdout_error is not None else ""
+        return StopDecision(
+            True,
+            CampaignStatus.STOPPED,
+            f"iteration cap reached ({stop.max_iterations}){where}",
+            StopRule.ITERATION_CAP,
+        )
+    return StopDecision(False)
+
+
+def _accurate_ratio_rule(
+    history: Sequence[IterationStats], stop: StopConfig, adaptive_lo: bool
+) -> StopDecision | None:
+    """Rule 1 (see :func:`decide`), or None when it does not hold."""
     thr = stop.accurate_ratio
     per_system = stop.scope == "per_system"
     recent = history[-stop.patience :]
-    if len(recent) == stop.patience and all(
+    if len(recent) < stop.patience or not all(
         r >= thr for stats in recent for r in stats.accurate_ratios(per_system) or [0.0]
     ):
-        shown = ", ".join(f"{min(s.accurate_ratios(per_system) or [0.0]):.3f}" for s in recent)
-        where = "every system's" if per_system else "the"
-        return StopDecision(
-            True,
-            CampaignStatus.CONVERGED,
-            f"{where} accurate ratio >= {thr:g} for {stop.patience} consecutive "
-            f"iterations ({shown})",
-        )
-    target = stop.force_error_target
-    err = history[-1].committee_forces_rmse
-    if target is not None and err is not None and err < target:
-        return StopDecision(
-            True,
-            CampaignStatus.CONVERGED,
-            f"committee force RMSE on newly labelled frames {err:.4f} eV/Å "
-            f"< target {target:g} eV/Å",
-        )
-    if n >= stop.max_iterations:
-        return StopDecision(
-            True, CampaignStatus.STOPPED, f"iteration cap reached ({stop.max_iterations})"
-        )
-    return StopDecision(False)
+        return None
+    shown = ", ".join(f"{min(s.accurate_ratios(per_system) or [0.0]):.3f}" for s in recent)
+    where = "every system's" if per_system else "the"
+    ratio = (
+        f"{where} accurate walker-time ratio >= {thr:g} for {stop.patience} iterations ({shown})"
+    )
+    if not adaptive_lo:
+        return StopDecision(True, CampaignStatus.CONVERGED, ratio, StopRule.ACCURATE_RATIO)
+    levels = _adaptive_levels(history[-(stop.patience + 1) :])
+    if levels is None:
+        return None
+    moved = max(_relative_moves(series) for series in levels.values())
+    if moved >= stop.adaptive_lo_tolerance:
+        return None
+    shown_lo = "; ".join(
+        f"{name}: " + ", ".join(f"{lo:.4f}" for lo in series) for name, series in levels.items()
+    )
+    return StopDecision(
+        True,
+        CampaignStatus.CONVERGED,
+        f"adaptive lo settled (moved {moved:.1%} < {stop.adaptive_lo_tolerance:.0%}: "
+        f"{shown_lo}) and {ratio} on the fixed lo",
+        StopRule.ADAPTIVE_LO,
+    )
+
+
+def _adaptive_levels(window: Sequence[IterationStats]) -> dict[str, list[float]] | None:
+    """Each system's adaptive lo over ``window``, or None while too few iterations ran."""
+    if len(window) < 2 or any(it.explore is None for it in window):
+        return None
+    levels: dict[str, list[float]] = {}
+    for it in window:
+        for system in it.explore.systems:
+            levels.setdefault(system.name, []).append(system.trust_lo)
+    if any(len(series) != len(window) for series in levels.values()):
+        return None  # a system joined within the window: not settled yet
+    return levels
+
+
+def _relative_moves(series: Sequence[float]) -> float:
+    """The largest relative change between consecutive levels."""
+    return max(abs(b - a) / max(abs(a), 1e-12) for a, b in itertools.pairwise(series))
 
 
 def dead_end(index: int, stats: IterationStats) -> str | None:

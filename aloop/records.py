@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from aloop.stats import IterationStats
+from aloop.stats import HoldoutError, IterationStats
 from aloop.structures import content_hash
 from aloop.vocabulary import (
     CampaignStatus,
@@ -207,3 +207,7 @@ class CampaignOutcome:
     labels_failed: int
     labels_rejected: int = 0
     database: str = ""
+    #: Of ``labels_ok``: the hold-out's (DFT spent on testing, never trained on).
+    labels_holdout: int = 0
+    #: The production committee's error on the whole hold-out (None: no final stage).
+    final_holdout: HoldoutError | None = None

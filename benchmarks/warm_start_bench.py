@@ -76,14 +76,13 @@ def main() -> None:
         parent = train_committee(old, old_ids, base, Path(tmp) / "parent")
         child = base.model_copy(update={"epochs": args.epochs, "seeds": [10, 11]})
         frames, ids = old + new, old_ids + new_ids
-        scratch = train_committee(frames, ids, child, Path(tmp) / "scratch", split_seed=3)
+        scratch = train_committee(frames, ids, child, Path(tmp) / "scratch")
         warm = train_committee(
             frames,
             ids,
             child.model_copy(update={"warm_start": "previous"}),
             Path(tmp) / "warm",
             parents=[p.weights for p in parent],
-            split_seed=3,
         )
     rows = []
     for s, w in zip(scratch, warm, strict=True):

@@ -148,6 +148,19 @@ def set_stage(
         )
 
 
+def set_stages(iteration_id: Any, stages: Sequence[Stage]) -> None:
+    """Give an iteration a new set of pending stages, for when the stopping rules changed
+    their verdict on it: an exploring iteration becomes the final one (the rules now stop
+    before it) or the final one becomes an exploring one (the cap was raised). The
+    members it trained stay stored and the train (or final) stage finds them; the final
+    statistics go, since they describe a committee that is no longer final."""
+    pending = {"stages": {s.value: StageDoc().to_mongo().to_dict() for s in stages}}
+    Iteration._get_collection().update_one(
+        {"_id": iteration_id},
+        {"$set": {**pending, "updated_at": utcnow()}, "$unset": {f"stats.{Stage.FINAL}": ""}},
+    )
+
+
 def merge_stats(iteration_id: Any, stats: StageStats | dict[str, Any]) -> None:
     """Merge a stage's statistics (or raw top-level keys) into the iteration's."""
     doc = stats.to_doc() if isinstance(stats, StageStats) else stats

@@ -167,3 +167,10 @@ def label_counts(campaign_id: Any) -> dict[LabelStatus, int]:
         [{"$match": match}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
     )
     return {LabelStatus(r["_id"]): r["n"] for r in rows}
+
+
+def holdout_label_count(campaign_id: Any) -> int:
+    """Successful labels of the campaign's hold-out structures."""
+    return Label.objects(
+        campaign=campaign_id, structure__in=holdout_ids(campaign_id), status=LabelStatus.OK.value
+    ).count()

@@ -24,11 +24,18 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 
 from aloop.config import load_config
-from aloop.convergence import dead_end, decide
+from aloop.convergence import StopDecision, dead_end, decide
 from aloop.progress import LogReporter, Reporter
 from aloop.records import CampaignOutcome, CampaignRecord, IterationRecord
 from aloop.settings import get_settings, resolve_db_uri
-from aloop.vocabulary import CampaignStatus, LabelStatus, Stage, StageStatus, stages_of
+from aloop.vocabulary import (
+    FINAL_STAGES,
+    CampaignStatus,
+    LabelStatus,
+    Stage,
+    StageStatus,
+    stages_of,
+)
 from db import campaigns, connection, iterations, labels
 from dft.names import dft_name_problems
 from flows import stages
@@ -89,8 +96,9 @@ STAGE_TASKS = {
     Stage.EXPLORE: _stage_task(stages.explore_stage, Stage.EXPLORE),
     Stage.SELECT: _stage_task(stages.select_stage, Stage.SELECT),
     Stage.LABEL: _stage_task(stages.label_stage, Stage.LABEL),
+    Stage.FINAL: _stage_task(stages.final_stage, Stage.FINAL),
 }
-statistics_task = task(stages.committee_error, name="statistics", cache_policy=NO_CACHE)
+statistics_task = task(stages.iteration_errors, name="statistics", cache_policy=NO_CACHE)
 
 
 def run_stage(loop: Loop, it: IterationRecord, stage: Stage, *extra: Any) -> None:
@@ -132,10 +140,38 @@ def run_iteration(loop: Loop, index: int, labeller: LabelRunner) -> None:
         reason = dead_end(index, stored.stats) if stored is not None else None
         if reason is not None:
             raise CampaignError(reason)
-    if index > 0 and it.stats.committee_error is None:
-        err = statistics_task.with_options(task_run_name=f"statistics-it{index}")(loop, it)
-        iterations.merge_stats(it.id, {"committee_error": err.to_doc()})
+    if index > 0 and it.stats.holdout_error is None:
+        errors = statistics_task.with_options(task_run_name=f"statistics-it{index}")(loop, it)
+        iterations.merge_stats(it.id, errors.to_doc())
+        loop.reporter.message(
+            f"  hold-out: {errors.holdout_error.describe()}" + _calibration_note(errors.calibration)
+        )
     iterations.merge_stats(it.id, {"iteration_wall_s": round(time.perf_counter() - start, 3)})
+
+
+def _calibration_note(cal: Any) -> str:
+    if cal.scale is None:
+        return ""
+    rho = f", Spearman {cal.spearman:.2f}" if cal.spearman is not None else ""
+    return f"; calibration: error ≈ {cal.scale:.2f} x deviation on {cal.n} frames{rho}"
+
+
+def run_final(loop: Loop, index: int) -> IterationRecord:
+    """The final iteration ``index``: the production committee, unless already trained."""
+    started = iterations.find_iteration(loop.campaign.id, index)
+    if started is not None and not started.is_final:
+        # The rules stop before an iteration that had begun (the cap was lowered).
+        iterations.set_stages(started.id, FINAL_STAGES)
+    it = iterations.get_or_create_iteration(loop.campaign.id, index, stages=FINAL_STAGES)
+    campaigns.set_current_iteration(loop.campaign.id, index)
+    run_stage(loop, it, Stage.FINAL)
+    return iterations.find_iteration(loop.campaign.id, index)
+
+
+def decision_of(campaign_id: Any, cfg: CampaignConfig) -> StopDecision:
+    """What the stopping rules say of the campaign's finished exploring iterations."""
+    history = [it.stats for it in exploring_history(campaign_id)]
+    return decide(history, cfg.stop, adaptive_lo=cfg.select.adaptive_lo)
 
 
 def exploring_history(campaign_id: Any) -> list[IterationRecord]:
@@ -143,7 +179,7 @@ def exploring_history(campaign_id: Any) -> list[IterationRecord]:
     return [
         it
         for it in iterations.campaign_iterations(campaign_id)
-        if it.index >= 1 and it.labelled_done
+        if it.index >= 1 and it.labelled_done and not it.is_final
     ]
 
 
@@ -204,12 +240,16 @@ def _already_finished(campaign: CampaignRecord, cfg: CampaignConfig, reporter: R
     """Whether a stored campaign is finished as the rules say (then it is said so)."""
     if not campaign.status.finished:
         return False
-    decision = decide([it.stats for it in exploring_history(campaign.id)], cfg.stop)
+    decision = decision_of(campaign.id, cfg)
     # A campaign interrupted after its last labels but before its status was written
-    # goes on, and is finished by the loop.
-    if decision.stop and (campaign.status, campaign.status_reason) == (
-        decision.status,
-        decision.reason,
+    # goes on, and is finished by the loop; so does one finished before it had a final
+    # stage (it gets its production committee).
+    final = iterations.final_iteration(campaign.id)
+    if (
+        decision.stop
+        and (campaign.status, campaign.status_reason) == (decision.status, decision.reason)
+        and final is not None
+        and final.stage_status(Stage.FINAL) is StageStatus.DONE
     ):
         reporter.message(
             f"campaign {cfg.campaign} is already {campaign.status}: {campaign.status_reason}"
@@ -219,23 +259,36 @@ def _already_finished(campaign: CampaignRecord, cfg: CampaignConfig, reporter: R
 
 
 def _loop_until_stopped(loop: Loop, index: int) -> None:
-    """Iterations from ``index`` on, until a stopping rule holds."""
+    """Iterations from ``index`` on, until a stopping rule holds; then the final stage."""
+    cid = loop.campaign.id
     with PrefectLabeller(loop.cfg.execution) as labeller:
         loop.label_runner = labeller  # isolated atoms (E0s) are labelled where labels are
         loop.check_lease()
         relabel_stale(loop, labeller)
-        while True:
+        decision = decision_of(cid, loop.cfg)
+        final = iterations.final_iteration(cid)
+        if final is not None and not decision.stop:
+            # The rules no longer stop where the final committee was trained (the
+            # iteration cap was raised): that iteration becomes an exploring one, whose
+            # train stage finds the final members already stored.
+            iterations.set_stages(final.id, stages_of(final.index))
+            loop.reporter.message(
+                f"iteration {final.index}: the stopping rules no longer hold; exploring on"
+            )
+            index = final.index
+        while not decision.stop:
             run_iteration(loop, index, labeller)
             if index >= 1:
-                history = exploring_history(loop.campaign.id)
-                decision = decide([it.stats for it in history], loop.cfg.stop)
+                history = exploring_history(cid)
+                decision = decide(
+                    [it.stats for it in history], loop.cfg.stop, loop.cfg.select.adaptive_lo
+                )
                 publish_iteration(loop.cfg, history[-1], decision, loop.reporter)
-                if decision.stop:
-                    campaigns.set_campaign_status(
-                        loop.campaign.id, decision.status, decision.reason
-                    )
-                    return
             index += 1
+        last = exploring_history(cid)
+        final = run_final(loop, (last[-1].index if last else 0) + 1)
+        publish_iteration(loop.cfg, final, decision, loop.reporter)
+        campaigns.set_campaign_status(cid, decision.status, decision.reason)
 
 
 def _mark(campaign: CampaignRecord, status: CampaignStatus, reason: str) -> None:
@@ -247,14 +300,18 @@ def _mark(campaign: CampaignRecord, status: CampaignStatus, reason: str) -> None
 def _outcome(campaign_id: Any) -> CampaignOutcome:
     campaign = campaigns.reload_campaign(campaign_id)
     counts = labels.label_counts(campaign_id)
+    final = iterations.final_iteration(campaign_id)
+    done = final is not None and final.stats.final is not None
     return CampaignOutcome(
         campaign=campaign.name,
         status=campaign.status,
         reason=campaign.status_reason,
-        iterations=campaign.current_iteration + 1,
+        iterations=campaign.current_iteration + (0 if final is not None else 1),
         labels_ok=counts.get(LabelStatus.OK, 0),
         labels_failed=counts.get(LabelStatus.FAILED, 0),
         labels_rejected=counts.get(LabelStatus.REJECTED, 0),
+        labels_holdout=labels.holdout_label_count(campaign_id),
+        final_holdout=final.stats.final.final_holdout if done else None,
     )
 
 

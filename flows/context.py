@@ -14,7 +14,7 @@ from aloop.errors import AloopError
 from aloop.records import LabelRecord
 from aloop.structures import load_system_structures
 from aloop.vocabulary import LabelStatus
-from db import labels, models
+from db import iterations, labels, models
 from dft.batch import LabelTask
 from dft.settings import LabelSettings
 
@@ -128,6 +128,22 @@ class Loop:
             zs = out.setdefault(self._settings[s.name].settings_hash(), set())
             zs.update(int(z) for a in self.starts[s.name] for z in a.numbers)
         return out
+
+    def calibration_scale(self, iteration: int) -> float:
+        """The deviation-to-error scale a calibrated trust window is read with at
+        ``iteration``: the latest one fitted before it (1, said so, when none was yet)."""
+        earlier = [
+            it for it in iterations.campaign_iterations(self.campaign.id) if it.index < iteration
+        ]
+        for it in sorted(earlier, key=lambda it: -it.index):
+            cal = it.stats.calibration
+            if cal is not None and cal.scale is not None:
+                return cal.scale
+        self.reporter.message(
+            f"  iteration {iteration}: no calibration fitted yet; the calibrated trust "
+            "window reads the raw deviation (scale 1)"
+        )
+        return 1.0
 
     def committee(self, iteration: int) -> tuple[Committee, list[Any]]:
         """The committee trained in ``iteration`` (loaded once) and its model ids."""

@@ -19,12 +19,15 @@ overhead.
 from __future__ import annotations
 
 import time
+import zlib
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aloop.explore.classify import adaptive_lower, classify, statistics
+from aloop.calibration import committee_error, fit_calibration, frame_errors, holdout_error
+from aloop.explore.classify import adaptive_lower, classify_frames, statistics, time_ratio
 from aloop.explore.select import select
 from aloop.explore.walkers import MDSettings, frame_records, plan_walkers, run_walkers
 from aloop.initial import seed_structures
@@ -35,11 +38,13 @@ from aloop.isolated_atoms import (
     isolated_atom,
     reference_energies,
 )
-from aloop.models.train import reference_errors
 from aloop.records import LabelRecord, StructureRecord
 from aloop.stats import (
+    Calibration,
     CommitteeError,
     ExploreStats,
+    FinalStats,
+    HoldoutError,
     LabelStats,
     SeedStats,
     SelectStats,
@@ -130,7 +135,6 @@ def train_stage(loop: Loop, iteration: IterationRecord) -> tuple[TrainStats, flo
             cfg.model,
             loop.workdir / f"it{k}" / Stage.TRAIN,
             parents=[models.load_model_weights(p.id) for p in parents] or None,
-            split_seed=cfg.select.seed + k,
             members=missing,
             on_member=lambda member: _store_member(loop, k, member, parents, e0s),
             atomic_energies=None if e0s is None else {z: lab.energy for z, lab in e0s.items()},
@@ -307,7 +311,10 @@ def _explore_system(
     """One system's walkers: run them, classify and store their frames."""
     cfg = loop.cfg
     window = cfg.trust_window(system.name)
-    md = MDSettings.from_config(cfg.explore, window.hi)
+    scale = loop.calibration_scale(k) if window.calibrated else 1.0
+    # The window is in calibrated units: the walkers stop at the raw deviation that the
+    # scale maps onto the stop threshold.
+    md = MDSettings.from_config(cfg.explore, window.hi / scale)
     _, labelled = loop.labelled_before(k)
     npt = md.ensemble == "npt"
     pressures = (system.pressures_gpa or cfg.explore.pressures_gpa) if npt else ()
@@ -325,9 +332,9 @@ def _explore_system(
     results, calls = run_walkers(committee, specs, md)
     compute = time.perf_counter() - start
     frames = [f for r in results for f in r.frames]
-    dev = np.array([f.force_dev_max for f in frames], dtype=float)
+    dev = scale * np.array([f.force_dev_max for f in frames], dtype=float)
     lo = adaptive_lower(dev, window.hi, window.lo) if cfg.select.adaptive_lo else window.lo
-    verdicts = classify(dev, lo, window.hi)
+    verdicts = classify_frames(dev, np.array([f.before_stop for f in frames], bool), lo, window.hi)
     structures.insert_structures(
         loop.campaign.id,
         frame_records(
@@ -339,15 +346,24 @@ def _explore_system(
             multiplicity=system.multiplicity,
         ),
     )
+    # Convergence reads the fixed lo, whatever the adaptive level did for selection.
+    accurate = [
+        sum(not f.before_stop and scale * f.force_dev_max < window.lo for f in r.frames)
+        for r in results
+    ]
     stats = SystemStats(
         name=system.name,
-        **statistics(verdicts, dev, np.linspace(0.0, md.stop_force_dev, 21)),
+        **statistics(verdicts, dev, np.linspace(0.0, scale * md.stop_force_dev, 21)),
         trust_lo=lo,
         trust_hi=window.hi,
         walkers=len(specs),
         md_steps=int(sum(r.steps_done for r in results)),
         committee_calls=calls,
         walker_stops=dict(Counter(r.stop_reason for r in results)),
+        fixed_lo=window.lo,
+        time_ratio=time_ratio(accurate, md.steps // md.sample_interval),
+        walkers_completed=sum(r.completed for r in results),
+        calibration_scale=scale,
     )
     return stats, compute
 
@@ -356,13 +372,16 @@ def _explore_system(
 
 
 def select_stage(loop: Loop, iteration: IterationRecord) -> tuple[SelectStats, float]:
-    """Per system: drop duplicates of labelled structures, keep a diverse few candidates."""
+    """Per system: draw the hold-out, then drop duplicates of labelled structures and keep
+    a diverse few of the remaining candidates."""
     k = iteration.index
     committee, _ = loop.committee(k)
     _, labelled = loop.labelled_before(k)
     per_system: dict[str, SystemSelection] = {}
     updates: list[tuple[str, Verdict, str]] = []
     for system in loop.cfg.systems:
+        held = _draw_holdout(loop, k, system.name)
+        updates += [(sid, Verdict.HOLDOUT, HOLDOUT_REASON) for sid in held]
         # Everything exploration called a candidate, whatever an earlier select run made
         # of it: the verdicts below are recomputed from scratch.
         ids = structures.structure_ids(
@@ -372,10 +391,38 @@ def select_stage(loop: Loop, iteration: IterationRecord) -> tuple[SelectStats, f
             origins=[Origin.MD],
             system=system.name,
         )
+        ids = [i for i in ids if i not in held]
         known = [a for a in labelled if a.info["system"] == system.name]
-        per_system[system.name] = _select_system(loop, k, ids, known, committee, updates)
+        chosen = _select_system(loop, k, ids, known, committee, updates)
+        per_system[system.name] = chosen.model_copy(update={"holdout": len(held)})
     structures.set_verdicts(updates)
     return SelectStats.of(per_system), 0.0
+
+
+HOLDOUT_REASON = "hold-out: a random explored frame, labelled to test, never trained on"
+
+
+def _draw_holdout(loop: Loop, k: int, system: str) -> set[str]:
+    """``select.holdout_per_system`` of the iteration's explored frames, drawn at random.
+
+    The draw is over every frame the trust window admits (failed frames lie outside the
+    domain and are never labelled), so the hold-out samples what the committee's MD
+    visits, not what it was unsure of. Seeded by the campaign's select seed, the
+    iteration and the system, over the sorted ids: a resumed selection draws the same.
+    """
+    n = loop.cfg.select.holdout_per_system
+    if n == 0:
+        return set()
+    pool = structures.structure_ids(
+        loop.campaign.id,
+        k,
+        verdicts=[v for v in Verdict if v not in (Verdict.FAILED, Verdict.REJECTED)],
+        origins=[Origin.MD],
+        system=system,
+    )
+    rng = np.random.default_rng([loop.cfg.select.seed, k, zlib.crc32(system.encode())])
+    picks = rng.choice(len(pool), size=min(n, len(pool)), replace=False)
+    return {pool[int(i)] for i in picks}
 
 
 def _select_system(
@@ -414,14 +461,21 @@ def _select_system(
 def label_stage(
     loop: Loop, iteration: IterationRecord, run_labels: LabelRunner
 ) -> tuple[LabelStats, float]:
-    """Label the iteration's selected structures that have no label at their settings yet."""
+    """Label the iteration's selected and hold-out structures that have no label at their
+    settings yet (the hold-out is DFT spent on testing, counted apart)."""
     k = iteration.index
     jobs: list[tuple[LabelTask, LabelSettings]] = []
     total = skipped = 0
     outcome_ids: dict[str, list[str]] = {}
+    held: set[str] = set()
     for system in loop.cfg.systems:
         ids = structures.structure_ids(
-            loop.campaign.id, k, verdicts=[Verdict.SELECTED], system=system.name
+            loop.campaign.id, k, verdicts=[Verdict.SELECTED, Verdict.HOLDOUT], system=system.name
+        )
+        held.update(
+            structures.structure_ids(
+                loop.campaign.id, k, verdicts=[Verdict.HOLDOUT], system=system.name
+            )
         )
         settings = loop.label_settings(system.name)
         outcome_ids.setdefault(settings.settings_hash(), []).extend(ids)
@@ -453,23 +507,64 @@ def label_stage(
         label_failure_reasons=dict(Counter((o.error or "")[:80] for o in bad)),
         unlabelled=total - len(outcomes),
         dft_wall_s=round(sum(o.wall_time for o in outcomes.values()), 3),
+        holdout_to_label=len(held),
+        holdout_labelled=sum(outcomes[i].status is LabelStatus.OK for i in held if i in outcomes),
     ), compute
 
 
 # -------------------------------------------------------------------------- statistics
 
 
-def committee_error(loop: Loop, iteration: IterationRecord) -> CommitteeError:
-    """Error of the exploring committee on the frames labelled in this iteration.
-
-    The learning curve of the loop: how wrong the committee was exactly where it was
-    sent to learn. Energies per atom (eV/atom), forces in eV/Å, committee mean vs DFT.
-    """
+def iteration_errors(loop: Loop, iteration: IterationRecord) -> IterationErrors:
+    """The exploring committee against DFT on the frames labelled so far that it never
+    trained on: the accumulated hold-out (the unbiased estimate) and this iteration's
+    new labels (chosen for high deviation: the biased one), and the calibration of its
+    deviation on both. One batched evaluation."""
     k = iteration.index
     if k == 0:
-        return CommitteeError(n=0)
+        return IterationErrors(CommitteeError(n=0), HoldoutError(n=0), Calibration(n=0))
     committee, _ = loop.committee(k)
-    _, frames = labels.labelled_frames(loop.campaign.id, loop.settings_hashes(), iteration=k)
-    if not frames:
-        return CommitteeError(n=0)
-    return CommitteeError(n=len(frames), **reference_errors(committee, frames))
+    hashes = loop.settings_hashes()
+    _, new = labels.labelled_frames(loop.campaign.id, hashes, iteration=k)
+    _, held = labels.labelled_frames(loop.campaign.id, hashes, before_iteration=k + 1, holdout=True)
+    errors = frame_errors(committee, [*new, *held])
+    new_err, held_err = errors.take(range(len(new))), errors.take(range(len(new), len(errors)))
+    n_new = sum(a.info["iteration"] == k for a in held)
+    previous = iterations.find_iteration(loop.campaign.id, k - 1)
+    return IterationErrors(
+        committee_error(new_err),
+        holdout_error(held_err, n_new=n_new),
+        fit_calibration(errors, previous.stats.calibration if previous is not None else None),
+    )
+
+
+@dataclass(frozen=True)
+class IterationErrors:
+    """What :func:`iteration_errors` stores in the iteration's statistics."""
+
+    committee_error: CommitteeError
+    holdout_error: HoldoutError
+    calibration: Calibration
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "committee_error": self.committee_error.to_doc(),
+            "holdout_error": self.holdout_error.to_doc(),
+            "calibration": self.calibration.to_doc(),
+        }
+
+
+# ------------------------------------------------------------------------ final stage
+
+
+def final_stage(loop: Loop, iteration: IterationRecord) -> tuple[FinalStats, float]:
+    """The production committee: trained on every label (warm-started from the last
+    exploring committee, as any iteration's), with its error on the whole hold-out.
+
+    Resumes like the train stage (only members not yet stored are trained).
+    """
+    trained, compute = train_stage(loop, iteration)
+    committee, _ = loop.committee(iteration.index)
+    _, held = labels.labelled_frames(loop.campaign.id, loop.settings_hashes(), holdout=True)
+    final_holdout = holdout_error(frame_errors(committee, held))
+    return FinalStats(final=trained.training, final_holdout=final_holdout), compute

@@ -200,10 +200,13 @@ def _print_outcome(result: CampaignOutcome) -> None:
     typer.secho(f"campaign {result.campaign}: {result.status}", fg=colour, bold=True)
     if result.reason:
         typer.echo(f"  reason: {result.reason}")
+    held = f" (of which {result.labels_holdout} hold-out)" if result.labels_holdout else ""
     typer.echo(
-        f"  iterations: {result.iterations}, labels: {result.labels_ok} ok, "
+        f"  iterations: {result.iterations}, labels: {result.labels_ok} ok{held}, "
         f"{result.labels_failed} failed, {result.labels_rejected} rejected"
     )
+    if result.final_holdout is not None:
+        typer.echo(f"  production committee: {result.final_holdout.describe()}")
     typer.echo(f"  data: {result.database}")
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
     typer.echo("next:")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from aloop.vocabulary import Verdict
@@ -19,6 +21,32 @@ def classify(force_dev_max: np.ndarray, lo: float, hi: float) -> np.ndarray:
     out[dev < lo] = Verdict.ACCURATE
     out[(dev >= hi) | ~np.isfinite(dev)] = Verdict.FAILED
     return out
+
+
+def classify_frames(
+    force_dev_max: np.ndarray, before_stop: np.ndarray, lo: float, hi: float
+) -> np.ndarray:
+    """:func:`classify`, with each frame kept just before an uncertainty stop a candidate.
+
+    Such a frame lies below the walker's stop threshold (else the walker would have
+    stopped there) but usually above hi: it is where the committee was about to go
+    wrong, the frame the loop most needs labelled, not a failure to leave out.
+    """
+    out = classify(force_dev_max, lo, hi)
+    out[np.asarray(before_stop, dtype=bool) & np.isfinite(force_dev_max)] = Verdict.CANDIDATE
+    return out
+
+
+def time_ratio(accurate_frames: Sequence[int], planned_frames: int) -> float:
+    """Accurate fraction of the planned walker time.
+
+    Each walker counts its accurate sampled frames out of the ``planned_frames`` it would
+    have sampled had it run every step: a walker that blew up at step 20 of 200 adds at
+    most 0.1, so a campaign cannot converge while its walkers fail.
+    """
+    if not len(accurate_frames) or planned_frames <= 0:
+        return 0.0
+    return float(np.mean([min(a, planned_frames) / planned_frames for a in accurate_frames]))
 
 
 def adaptive_lower(

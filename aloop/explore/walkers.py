@@ -89,6 +89,12 @@ class Frame:
     force_dev_max: float
     force_dev_mean: float
     energy_dev: float
+    #: The unsampled step kept because the next one stopped the walker on uncertainty.
+    before_stop: bool = False
+
+
+#: A walker's stop reason when it ran every step.
+COMPLETED = "steps"
 
 
 @dataclass
@@ -98,8 +104,13 @@ class WalkerResult:
     spec: WalkerSpec
     frames: list[Frame] = field(default_factory=list)
     steps_done: int = 0
-    stop_reason: str = "steps"
+    stop_reason: str = COMPLETED
     temperatures: list[float] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        """Whether the walker ran every planned step."""
+        return self.stop_reason == COMPLETED
 
 
 def _make_dynamics(atoms: Atoms, spec: WalkerSpec, md: MDSettings) -> Any:
@@ -206,6 +217,7 @@ def _advance(
             # the last one before it is: where the committee was about to lose its way
             # is what it most needs to learn (kept only if not sampled already).
             if reason == "uncertainty" and previous is not None:
+                previous.before_stop = True
                 out.frames.append(previous)
             return
         frame = _frame(atoms, spec, step, last)
@@ -323,6 +335,7 @@ def frame_records(
                 "pressure_gpa": f.pressure_gpa,
                 "md_step": f.step,
                 "committee": list(committee),
+                **({"before_stop": True} if f.before_stop else {}),
             },
             uncertainty={
                 "force_dev_max": f.force_dev_max,

@@ -1,13 +1,17 @@
-"""Stopping rules: accurate ratio with patience (overall or per system), committee force
-error target, iteration cap; the first rule that holds gives the status and reason."""
+"""Stopping rules: accurate walker-time ratio with patience (overall or per system), the
+adaptive lo's DPGEN2 semantics, the hold-out force error target, iteration cap; the first
+rule that holds gives the status, the rule and its numbers."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from aloop.config import StopConfig
 from aloop.convergence import decide
+from aloop.explore.classify import adaptive_lower, classify, statistics, time_ratio
 from aloop.initial import rattled_copies, seed_structures
-from aloop.stats import CommitteeError, ExploreStats, Histogram, IterationStats, SystemStats
-from aloop.vocabulary import CampaignStatus, Origin
+from aloop.stats import ExploreStats, Histogram, HoldoutError, IterationStats, SystemStats
+from aloop.vocabulary import CampaignStatus, Origin, StopRule
 
 _N = 100  # frames sampled per system
 
@@ -33,10 +37,13 @@ def _system(name: str, ratio: float) -> SystemStats:
 
 
 def _it(
-    ratio: float, per_system: tuple[float, ...] = (), force_rmse: float | None = None
+    ratio: float,
+    per_system: tuple[float, ...] = (),
+    force_rmse: float | None = None,
+    holdout_n: int = 12,
 ) -> IterationStats:
     """An exploring iteration's statistics: the overall accurate ratio, those per system,
-    and the committee's force error on newly labelled frames."""
+    and the committee's force error on the accumulated hold-out."""
     systems = [_system(f"s{i}", r) for i, r in enumerate(per_system)]
     explore = ExploreStats.of(systems) if systems else None
     if explore is not None:
@@ -45,8 +52,8 @@ def _it(
         explore = ExploreStats(
             systems=[], sampled=0, accurate=0, candidate=0, failed=0, accurate_ratio=ratio
         )
-    err = None if force_rmse is None else CommitteeError(n=3, forces_rmse=force_rmse)
-    return IterationStats(explore=explore, committee_error=err)
+    err = None if force_rmse is None else HoldoutError(n=holdout_n, forces_rmse=force_rmse)
+    return IterationStats(explore=explore, holdout_error=err)
 
 
 def test_nothing_decided_before_the_first_exploring_iteration():
@@ -59,7 +66,8 @@ def test_accurate_ratio_must_hold_for_patience_consecutive_iterations():
     assert not decide([_it(0.95), _it(0.85)], stop).stop
     d = decide([_it(0.5), _it(0.92), _it(0.97)], stop)
     assert (d.stop, d.status) == (True, CampaignStatus.CONVERGED)
-    assert "0.920, 0.970" in d.reason and "2 consecutive" in d.reason
+    assert "0.920, 0.970" in d.reason and "for 2 iterations" in d.reason
+    assert d.rule is StopRule.ACCURATE_RATIO
 
 
 def test_per_system_scope_needs_every_system():
@@ -70,21 +78,96 @@ def test_per_system_scope_needs_every_system():
     assert d.status is CampaignStatus.CONVERGED and "every system" in d.reason
 
 
-def test_force_error_target_on_newly_labelled_frames():
-    stop = StopConfig(accurate_ratio=0.99, force_error_target=0.05, max_iterations=10)
+def test_force_error_target_reads_the_holdout_once_it_is_large_enough():
+    stop = StopConfig(
+        accurate_ratio=0.99, force_error_target=0.05, holdout_min_frames=10, max_iterations=10
+    )
     assert not decide([_it(0.2, force_rmse=0.08)], stop).stop
     d = decide([_it(0.2, force_rmse=0.04)], stop)
-    assert d.status is CampaignStatus.CONVERGED and "0.0400" in d.reason
-    # No frame labelled: no error to compare, no decision from this rule.
-    stored = {"accurate_ratio": 0.2, "systems": [], "committee_error": {"n": 0}}
+    assert d.status is CampaignStatus.CONVERGED and d.rule is StopRule.HOLDOUT_ERROR
+    assert "hold-out force RMSE 0.0400" in d.reason and "on 12 hold-out frames" in d.reason
+    # Below the minimum sample size, a small error is not evidence.
+    assert not decide([_it(0.2, force_rmse=0.001, holdout_n=9)], stop).stop
+    # No hold-out labelled: no error to compare, no decision from this rule.
+    stored = {"accurate_ratio": 0.2, "systems": [], "holdout_error": {"n": 0}}
     stored.update(sampled=0, accurate=0, candidate=0, failed=0)
     assert not decide([IterationStats.from_doc(stored, 1)], stop).stop
+
+
+def test_the_error_on_newly_labelled_frames_is_no_stopping_rule():
+    """They were picked for high deviation: biased, so they decide nothing."""
+    stored = {"accurate_ratio": 0.2, "systems": [], "sampled": 9, "accurate": 2}
+    stored.update(candidate=7, failed=0, committee_error={"n": 20, "forces_rmse": 0.001})
+    stop = StopConfig(accurate_ratio=0.99, force_error_target=0.05, max_iterations=10)
+    assert not decide([IterationStats.from_doc(stored, 1)], stop).stop
+
+
+def _explored(dev_per_walker: list[np.ndarray], planned: int, lo: float, hi: float, adaptive):
+    """A system's exploration statistics as the explore stage makes them."""
+    dev = np.concatenate(dev_per_walker)
+    level = adaptive_lower(dev, hi, lo) if adaptive else lo
+    verdicts = classify(dev, level, hi)
+    accurate = [int((d < lo).sum()) for d in dev_per_walker]
+    return SystemStats(
+        name="water",
+        **statistics(verdicts, dev),
+        trust_lo=level,
+        trust_hi=hi,
+        walkers=len(dev_per_walker),
+        md_steps=100,
+        committee_calls=100,
+        fixed_lo=lo,
+        time_ratio=time_ratio(accurate, planned),
+    )
+
+
+def test_adaptive_lo_can_converge_at_a_095_target():
+    """DPGEN2's semantics: adaptive lo keeps ~10 % of frames candidates, so the ratio on
+    it can never pass 0.90; convergence reads the fixed lo, with the level settled."""
+    rng = np.random.default_rng(0)
+    stop = StopConfig(accurate_ratio=0.95, patience=2, max_iterations=10)
+    history = []
+    for _ in range(3):  # a committee accurate everywhere: every frame below the fixed lo
+        devs = [rng.uniform(0.01, 0.03, size=20) for _ in range(4)]
+        system = _explored(devs, planned=20, lo=0.05, hi=0.3, adaptive=True)
+        assert system.accurate_ratio <= 0.91  # what today's rule compared
+        history.append(IterationStats(explore=ExploreStats.of([system])))
+    d = decide(history, stop, adaptive_lo=True)
+    assert d.stop and d.status is CampaignStatus.CONVERGED and d.rule is StopRule.ADAPTIVE_LO
+    assert "adaptive lo settled" in d.reason and "on the fixed lo" in d.reason
+
+
+def test_adaptive_lo_still_moving_does_not_converge():
+    stop = StopConfig(accurate_ratio=0.95, patience=2, max_iterations=10)
+    history = []
+    for high in (0.045, 0.030, 0.015):  # the level keeps falling
+        devs = [np.linspace(0.005, high, 20) for _ in range(4)]
+        system = _explored(devs, planned=20, lo=0.05, hi=0.3, adaptive=True)
+        history.append(IterationStats(explore=ExploreStats.of([system])))
+    assert not decide(history, stop, adaptive_lo=True).stop
+    # the same ratios without adaptive lo converge on the ratio alone
+    assert decide(history, stop, adaptive_lo=False).rule is StopRule.ACCURATE_RATIO
+
+
+def test_a_walker_that_blew_up_counts_against_convergence():
+    """Four walkers with 20 planned frames; one stopped at its second frame. Every frame
+    sampled was accurate (frame ratio 1.0, which today's rule compared), but a quarter of
+    the walker time is missing."""
+    devs = [np.full(20, 0.01), np.full(20, 0.01), np.full(20, 0.01), np.full(2, 0.01)]
+    system = _explored(devs, planned=20, lo=0.05, hi=0.3, adaptive=False)
+    assert system.accurate_ratio == 1.0
+    assert system.time_ratio == (3 + 2 / 20) / 4
+    stop = StopConfig(accurate_ratio=0.95, patience=1, max_iterations=10)
+    assert not decide([IterationStats(explore=ExploreStats.of([system]))], stop).stop
+    whole = _explored([np.full(20, 0.01)] * 4, planned=20, lo=0.05, hi=0.3, adaptive=False)
+    assert decide([IterationStats(explore=ExploreStats.of([whole]))], stop).stop
 
 
 def test_the_cap_stops_but_convergence_wins_on_the_same_iteration():
     stop = StopConfig(accurate_ratio=0.9, patience=1, max_iterations=2)
     d = decide([_it(0.1), _it(0.2)], stop)
     assert (d.status, d.reason) == (CampaignStatus.STOPPED, "iteration cap reached (2)")
+    assert d.rule is StopRule.ITERATION_CAP
     assert decide([_it(0.1), _it(0.95)], stop).status is CampaignStatus.CONVERGED
 
 
@@ -100,6 +183,4 @@ def test_seed_structures_are_reproducible_and_keep_their_parent():
         assert (x.positions == y.positions).all()
     moved = rattled_copies(water, 200, 0.05, seed=3)
     disp = [m.positions - water.positions for m in moved]
-    import numpy as np
-
     assert abs(np.std(disp) - 0.05) < 0.005

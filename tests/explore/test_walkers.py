@@ -126,3 +126,29 @@ def test_md_settings_defaults_and_construction_are_pinned():
         "steps": 200,
         "stop_force_dev": 1.0,
     }
+
+
+def test_the_frame_before_an_uncertainty_stop_is_kept_and_becomes_a_candidate(committee):
+    """A hot walker whose deviation passes the stop threshold: the step before the stop
+    is kept (flagged), and although it usually lies above hi it is labelled, since it is
+    below the stop threshold: where the committee was about to go wrong."""
+    from aloop.explore.classify import classify, classify_frames
+    from aloop.vocabulary import Verdict
+
+    start = molecule("H2O")
+    first = committee.evaluate([start]).force_dev_max[0]
+    stop_at = 1.5 * first
+    md = MDSettings(steps=400, sample_interval=1000, stop_force_dev=stop_at)
+    spec = WalkerSpec("water", start, 3000.0, seed=5, walker=0)
+    (result,), _ = run_walkers(committee, [spec], md)
+    assert result.stop_reason == "uncertainty"
+    assert not result.completed
+    (frame,) = result.frames  # nothing was due for sampling: only the kept step
+    assert frame.before_stop and frame.step == result.steps_done - 1
+    assert frame.force_dev_max < stop_at
+    dev = np.array([frame.force_dev_max])
+    hi = 0.9 * frame.force_dev_max  # the window's hi below it: a "failed" frame
+    assert classify(dev, 0.1 * hi, hi)[0] is Verdict.FAILED
+    assert classify_frames(dev, np.array([True]), 0.1 * hi, hi)[0] is Verdict.CANDIDATE
+    # a sampled frame above hi stays failed
+    assert classify_frames(dev, np.array([False]), 0.1 * hi, hi)[0] is Verdict.FAILED

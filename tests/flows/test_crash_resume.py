@@ -1,6 +1,6 @@
-"""Crash safety: ``aloop run`` killed with SIGKILL mid-labelling, mid-training and
-mid-exploration, re-run each time, completes with every document consistent and nothing
-computed twice."""
+"""Crash safety: ``aloop run`` killed with SIGKILL mid-labelling, mid-training,
+mid-exploration and mid-final-stage, re-run each time, completes with every document
+consistent and nothing computed twice."""
 
 from __future__ import annotations
 
@@ -91,14 +91,28 @@ def test_sigkill_at_three_points_then_resume(prefect_api, tiny_config, tmp_path)
         _kill_when(proc, lambda: stage(1, Stage.EXPLORE) == StageStatus.RUNNING, "exploration", log)
         assert stage(1, Stage.SELECT) == StageStatus.PENDING
 
-        # 4. Run to the end.
+        # 4. Mid-final stage: the cap (2) fired, production member 0 stored, member 1 not.
+        proc = start_aloop(resume, env, log)
+        _kill_when(
+            proc,
+            lambda: db["models"].count_documents({"iteration": 3}) == 1,
+            "training of the final committee",
+            log,
+        )
+        assert stage(3, Stage.FINAL) == StageStatus.RUNNING
+        final0 = Model.objects.get(iteration=3, member=0).id
+
+        # 5. Run to the end.
         done = run_aloop(resume, env)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "resuming campaign tiny-water at iteration 1" in done.stderr
+        assert "resuming campaign tiny-water at iteration 3" in done.stderr
         assert "iteration cap reached (2)" in done.stdout
+        assert "production committee:" in done.stdout and "hold-out frames" in done.stdout
+        assert stage(3, Stage.FINAL) == StageStatus.DONE
+        assert Model.objects.get(iteration=3, member=0).id == final0  # kept, not retrained
 
         counts = check_campaign("tiny-water", committee_size=2)
-        assert counts["iterations"] == 3
+        assert counts["iterations"] == 4
         # No seed was lost or labelled twice, and the labels made before the first
         # kill are the very same documents: their DFT was not redone.
         assert Label.objects(iteration=0).count() == n_seeds
