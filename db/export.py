@@ -1,12 +1,13 @@
 """The database side of dataset export and import: which labels a query selects, their
-records in batches (db.datasets records the export itself)."""
+records in batches, each campaign's production committee and its weights (db.datasets
+records the export itself)."""
 
 from __future__ import annotations
 
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,16 @@ from typing import Any
 import numpy as np
 from mongoengine.connection import get_db
 
-from aloop.dataset.export import ExportError, Summary
-from aloop.vocabulary import LabelStatus, Origin
+from aloop.dataset.export import ExportError, ModelFile, Summary
+from aloop.errors import AloopError
+from aloop.records import IterationRecord
+from aloop.vocabulary import LabelStatus, Origin, Stage, StageStatus, Verdict
 from db.arrays import decode_array
+from db.blobs import BlobIntegrityError
 from db.documents import Campaign, Label
 from db.isolated_atoms import isolated_atom_ids
+from db.iterations import final_iteration
+from db.models import final_committee, load_model_weights
 from db.scan import get_many, scan
 
 
@@ -84,7 +90,7 @@ class DatabaseSource:
             " hash TEXT);"
             "CREATE TABLE st(sid TEXT PRIMARY KEY, campaign TEXT, system TEXT, numbers BLOB,"
             " positions BLOB, cell BLOB, pbc INTEGER, charge INTEGER, mult INTEGER,"
-            " iteration INTEGER, origin TEXT, fdev REAL);"
+            " iteration INTEGER, origin TEXT, fdev REAL, holdout INTEGER);"
         )
 
     def __enter__(self) -> DatabaseSource:
@@ -200,6 +206,7 @@ class DatabaseSource:
                     d.get("iteration", 0),
                     d["origin"],
                     (d.get("uncertainty") or {}).get("force_dev_max"),
+                    int(d.get("verdict") == Verdict.HOLDOUT),
                 )
             )
             if len(rows) >= 1000:
@@ -214,6 +221,7 @@ class DatabaseSource:
                 energy_per_atom=epa,
                 max_force=fmax,
                 elements=self._intern(numbers),
+                holdout=d.get("verdict") == Verdict.HOLDOUT,
             )
         if rows:
             self._copy("st", rows)
@@ -273,14 +281,14 @@ class DatabaseSource:
             marks = ",".join("?" * len(chunk))
             for row in self._join.execute(
                 "SELECT st.sid, campaign, system, numbers, positions, cell, pbc, charge, mult,"
-                " iteration, origin, fdev, energy, forces, stress, hash"
+                " iteration, origin, fdev, energy, forces, stress, hash, holdout"
                 f" FROM st JOIN lab ON st.sid = lab.sid WHERE st.sid IN ({marks})",
                 chunk,
             ):
                 found[row[0]] = row
         for sid in ids:
             (_, camp, system, numbers, pos, cell, pbc, charge, mult, it, origin, fdev, energy,
-             forces, stress, settings_hash) = found[sid]  # fmt: skip
+             forces, stress, settings_hash, holdout) = found[sid]  # fmt: skip
             z = np.frombuffer(numbers, dtype="<i8")
             yield {
                 "structure_id": sid,
@@ -299,8 +307,126 @@ class DatabaseSource:
                 "forces": np.frombuffer(forces, dtype="<f8").reshape(len(z), 3),
                 "stress": None if stress is None else np.frombuffer(stress, dtype="<f8"),
                 "settings_hash": settings_hash,
+                "holdout": bool(holdout),
             }
 
     def label_settings(self) -> dict[str, dict]:
         """The settings of each label settings hash seen in the first pass."""
         return dict(self._settings)
+
+
+def production_committees(campaigns: Mapping[Any, str]) -> list[dict]:
+    """The manifest's account of each campaign's production committee, by ``{id: name}``.
+
+    The final iteration's members, their seeds and hashes, and the committee's error on
+    the hold-out; for a campaign without one (still exploring, or its final training not
+    done), ``available`` is false and ``not_available_because`` says why. An exploring
+    iteration's committee is never named instead.
+    """
+    return [_production_committee(cid, name) for cid, name in campaigns.items()]
+
+
+def _production_committee(campaign_id: Any, name: str) -> dict:
+    final = final_iteration(campaign_id)
+    members = final_committee(campaign_id)
+    if final is None or not members:
+        return {
+            "campaign": name,
+            "available": False,
+            "iteration": None,
+            "members": [],
+            "holdout_error": None,
+            "not_available_because": why_no_final_committee(campaign_id, name, final),
+        }
+    stats = final.stats.final
+    err = stats.final_holdout if stats is not None else None
+    return {
+        "campaign": name,
+        "available": True,
+        "iteration": final.index,
+        "trained_on_structures": stats.final.structures if stats is not None else None,
+        "members": [
+            {"member": m.member, "model_id": str(m.id), "seed": m.seed, "sha256": m.sha256}
+            for m in members
+        ],
+        "holdout_error": None
+        if err is None
+        else {
+            "n": err.n,
+            "energy_rmse_per_atom": err.energy_rmse_per_atom,
+            "forces_rmse": err.forces_rmse,
+            "forces_max_p95": err.forces_max_p95,
+            "units": {
+                "energy_rmse_per_atom": "eV/atom",
+                "forces_rmse": "eV/Å",
+                "forces_max_p95": "eV/Å",
+            },
+        },
+        "not_available_because": None,
+    }
+
+
+def why_no_final_committee(campaign_id: Any, name: str, final: IterationRecord | None) -> str:
+    """Why campaign ``name`` has no production committee, in one sentence."""
+    if final is None:
+        doc = Campaign.objects.only("status", "status_reason").get(id=campaign_id)
+        reason = f" ({doc.status_reason})" if doc.status_reason else ""
+        return (
+            f"campaign {name!r} has no final committee yet: it is {doc.status}{reason} and "
+            "no stopping rule has led to its final training (its exploring committees are "
+            "not production models)"
+        )
+    state = final.stages.get(Stage.FINAL)
+    status = state.status if state is not None else StageStatus.PENDING
+    if status is not StageStatus.DONE:
+        error = f": {state.error}" if state is not None and state.error else ""
+        state_words = "failed" if status is StageStatus.FAILED else f"is {status}"
+        return (
+            f"campaign {name!r} has no final committee yet: the final training "
+            f"(iteration {final.index}) {state_words}{error}"
+        )
+    return f"campaign {name!r}: its final iteration {final.index} is done but stores no model"
+
+
+def final_model_files(campaigns: Mapping[Any, str]) -> list[ModelFile]:
+    """The production committee's members with their weights, sha256-verified.
+
+    Raises
+    ------
+    ExportError
+        Not exactly one campaign, or it has no final committee (the reason is named).
+    AloopError
+        Stored weights do not hash to their recorded sha256.
+    """
+    if len(campaigns) != 1:
+        raise ExportError(
+            "--models writes one campaign's production committee: export one campaign"
+        )
+    ((campaign_id, name),) = campaigns.items()
+    members = final_committee(campaign_id)
+    final = final_iteration(campaign_id)
+    if final is None or not members:
+        raise ExportError(
+            f"--models: {why_no_final_committee(campaign_id, name, final)}; nothing was written"
+        )
+    out = []
+    for m in members:
+        try:
+            weights = load_model_weights(m.id)
+        except BlobIntegrityError as exc:
+            raise AloopError(
+                f"--models: the weights of member {m.member} ({m.id}) are damaged: {exc}; "
+                "nothing was written"
+            ) from None
+        out.append(
+            ModelFile(
+                campaign=name,
+                iteration=final.index,
+                member=m.member,
+                model_id=str(m.id),
+                seed=m.seed,
+                sha256=m.sha256,
+                weights=weights,
+            )
+        )
+    return out

@@ -11,7 +11,7 @@ from aloop.cli.options import DbOption, connected, uri_in_force
 from aloop.errors import UserError
 
 if TYPE_CHECKING:
-    from aloop.dataset.export import ExportOptions, ExportResult
+    from aloop.dataset.export import ExportOptions, ExportResult, ModelFile
     from db.export import ExportQuery
 
 # The options, named here so that the command's signature reads as a list.
@@ -46,6 +46,21 @@ Formats = Annotated[
     list[str], typer.Option("--format", help="extxyz and/or ase-db (default both).")
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite an earlier export.")]
+Models = Annotated[
+    bool,
+    typer.Option(
+        "--models",
+        help="Also write the campaign's production committee (its final iteration's "
+        "members) under models/, with SHA256SUMS; refused when it has none yet.",
+    ),
+]
+Lammps = Annotated[
+    bool,
+    typer.Option(
+        "--lammps/--no-lammps",
+        help="With --models: convert each member for LAMMPS (mace.cli.create_lammps_model).",
+    ),
+]
 
 
 def export(
@@ -64,13 +79,17 @@ def export(
     keep_outliers: KeepOutliers = False,
     fmt: Formats = [],  # noqa: B006
     force: Force = False,
+    models: Models = False,
+    lammps: Lammps = True,
     db_uri: DbOption = None,
 ) -> None:
     """Write a curated, MACE-ready dataset: extxyz per split, an ASE database, a manifest.
 
     Only successful labels; duplicates removed; outliers reported (and removed with
-    --outliers K); the split is reproducible from --seed. The export is also recorded
-    in the database as a Dataset document.
+    --outliers K); the split is reproducible from --seed, and hold-out structures are
+    always in test. The manifest names the production committee (or says why there is
+    none); --models writes its members too. The export is also recorded in the database
+    as a Dataset document.
     """
     from aloop.dataset.export import FORMATS, ExportOptions
     from aloop.dataset.split import parse_fractions
@@ -87,6 +106,8 @@ def export(
         raise UserError(str(exc)) from None
     if outliers is not None and outliers <= 0:
         raise UserError("--outliers must be a positive number of standard deviations")
+    if models and len(set(campaign)) > 1:
+        raise UserError("--models writes one campaign's production committee: name one campaign")
     with connected(uri_in_force(db_uri), create=False):
         query = ExportQuery(
             campaigns=campaign,
@@ -105,21 +126,30 @@ def export(
             remove_outliers=not keep_outliers,
             formats=formats,
             force=force,
+            lammps=lammps,
         )
-        result, dataset_id = _write(query, options, out_dir)
+        result, dataset_id = _write(query, options, out_dir, models)
     _print_result(result, dataset_id, out_dir, keep_outliers)
 
 
-def _write(query: ExportQuery, options: ExportOptions, out_dir: Path) -> tuple[ExportResult, Any]:
-    """Export what ``query`` finds, with a progress bar; record it as a Dataset."""
+def _write(
+    query: ExportQuery, options: ExportOptions, out_dir: Path, with_models: bool
+) -> tuple[ExportResult, Any]:
+    """Export what ``query`` finds, with a progress bar; record it as a Dataset.
+
+    The production committee (and, ``with_models``, its weights) is looked up before
+    anything is written, so a refusal leaves nothing behind.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from aloop.dataset.export import export_dataset
     from db.datasets import record_dataset
-    from db.export import DatabaseSource
+    from db.export import DatabaseSource, final_model_files, production_committees
 
     source = DatabaseSource(query)
     try:
+        committees = production_committees(source.campaigns)
+        members: list[ModelFile] = final_model_files(source.campaigns) if with_models else []
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -134,6 +164,8 @@ def _write(query: ExportQuery, options: ExportOptions, out_dir: Path) -> tuple[E
                 options,
                 query.as_dict(),
                 on_progress=lambda d, t: progress.update(bar, completed=d, total=t),
+                committees=committees,
+                models=members,
             )
         return result, record_dataset(source, result, name=out_dir.name)
     finally:
@@ -153,8 +185,43 @@ def _print_result(result: ExportResult, dataset_id: Any, out_dir: Path, kept: bo
         typer.echo(f"  outlier {verb}: {sid}: {why}")
     for f in result.files:
         typer.echo(f"  {f['name']}  {f['frames']} frames  sha256 {f['sha256'][:16]}")
+    held = result.manifest["holdout"]["count"]
+    if held:
+        typer.echo(f"  {held} hold-out structure(s), all in test")
+    _print_committees(result.manifest)
     typer.echo(f"  manifest.json; Dataset document {dataset_id}")
     _warn_empty_splits(counts)
+
+
+def _print_committees(manifest: dict) -> None:
+    """Name each production committee (or why there is none) and the model files."""
+    from aloop.cli.exits import say_error
+
+    for c in manifest["production_committee"]:
+        if not c["available"]:
+            typer.echo(f"  no production committee: {c['not_available_because']}")
+            continue
+        err = c["holdout_error"]
+        held = (
+            f", hold-out force RMSE {err['forces_rmse']:.4f} eV/Å on {err['n']} frames"
+            if err and err["n"] and err["forces_rmse"] is not None
+            else ", no hold-out error"
+        )
+        typer.echo(
+            f"  production committee of {c['campaign']}: iteration {c['iteration']}, "
+            f"{len(c['members'])} members{held}"
+        )
+    written = manifest["models"]
+    if written is None:
+        return
+    for m in written["members"]:
+        typer.echo(f"  {m['file']}  sha256 {m['sha256'][:16]}")
+        if m["lammps_file"]:
+            typer.echo(f"  {m['lammps_file']}  sha256 {m['lammps_sha256'][:16]}")
+    typer.echo(f"  {written['sha256sums']}")
+    lmp = written["lammps"]
+    if lmp["asked_for"] and not lmp["written"]:
+        say_error(f"warning: no LAMMPS files: {lmp['not_written_because']}")
 
 
 def _warn_empty_splits(counts: dict[str, int]) -> None:

@@ -5,12 +5,23 @@ database, with a manifest that says exactly what is in it and where it came from
 The database side is a *source* (db/export.py): a first pass gives one small summary per
 label (for de-duplication, the outlier filter and the split); a second pass streams full
 records in batches to the writers. Memory holds the summaries, never the structures.
+
+A campaign's hold-out structures (labelled, never trained on) always go to the test
+split, whatever the fractions: the fractions split the others. The manifest names each
+campaign's production committee (its final iteration's members and their hold-out
+error), or says why there is none; with ``models`` the members' weights are written too,
+under ``models/`` with a ``SHA256SUMS`` file, and converted for LAMMPS by mace-torch's
+own ``mace.cli.create_lammps_model`` where that runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +40,19 @@ from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.versions import code_versions
 
 FORMATS = ("extxyz", "ase-db")
+#: Where every hold-out structure goes, whatever the split fractions.
+HOLDOUT_SPLIT = SPLITS[-1]
+#: The folder, under the export, of the production committee's files.
+MODELS_DIR = "models"
+#: What ``mace.cli.create_lammps_model`` appends to a model's path for its output.
+LAMMPS_SUFFIX = "-lammps.pt"
+#: The longest the LAMMPS conversion of a committee may take (seconds).
+LAMMPS_TIMEOUT_S = 900
+#: How LAMMPS (built with MACE's pair style) reads a converted member.
+LAMMPS_USAGE = (
+    "pair_style mace no_domain_decomposition; "
+    "pair_coeff * * models/member0.model-lammps.pt <element of each atom type, in order>"
+)
 #: Structure ids are hex: about 4 in 100,000 look like a number (``1234e5...``), which
 #: ASE's extxyz reader turns into a float and ase.db refuses outright. In files they carry
 #: this prefix, so they always read back as the same string (`aloop show` takes either).
@@ -64,6 +88,8 @@ class Summary:
     max_force: float
     #: The atomic numbers in the structure, sorted (which isolated atoms it needs).
     elements: tuple[int, ...] = ()
+    #: A hold-out structure (verdict ``holdout``): always in the test split.
+    holdout: bool = False
 
 
 class Source(Protocol):
@@ -92,6 +118,27 @@ class ExportOptions:
     remove_outliers: bool = True
     formats: tuple[str, ...] = ("extxyz", "ase-db")
     force: bool = False
+    #: With models: also convert each member for LAMMPS (mace.cli.create_lammps_model).
+    lammps: bool = True
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One member of a production committee to write: its weights and what names it."""
+
+    campaign: str
+    iteration: int
+    member: int
+    model_id: str
+    seed: int
+    #: The sha256 stored with the model; the weights must hash to it.
+    sha256: str
+    weights: bytes = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        """The file name under ``models/``: ``member0.model``."""
+        return f"member{self.member}.model"
 
 
 @dataclass
@@ -206,6 +253,8 @@ def _info(rec: dict, split: str) -> dict:
         total_charge=int(rec.get("charge", 0)),
         multiplicity=int(rec.get("multiplicity", 1)),
         split=split,
+        # Only on hold-out frames (None is not written): test.xyz's unbiased part.
+        holdout=True if rec.get("holdout") else None,
     )
     return info
 
@@ -216,6 +265,9 @@ def export_dataset(
     options: ExportOptions,
     query: dict,
     on_progress: Callable[[int, int], None] | None = None,
+    *,
+    committees: Sequence[dict] = (),
+    models: Sequence[ModelFile] = (),
 ) -> ExportResult:
     """Curate and write the structures ``source`` yields; see the module docstring.
 
@@ -227,6 +279,11 @@ def export_dataset(
         The selection the structures answer (recorded in the manifest).
     on_progress
         Called with (structures written, structures to write) after each batch.
+    committees
+        Each campaign's production committee as the manifest names it (db/export.py's
+        ``production_committees``): its members and hold-out error, or why there is none.
+    models
+        The members whose weights to write under ``models/`` (one production committee).
 
     Returns
     -------
@@ -240,7 +297,9 @@ def export_dataset(
     """
     out_dir = Path(out_dir)
     targets = _out_files(out_dir, options.formats)
-    _check_target(out_dir, targets, options.force)
+    model_targets = _model_targets(out_dir, models)
+    _check_target(out_dir, targets + model_targets, options.force)
+    _check_weights(models)
     summaries = list(source.summaries())
     if not summaries:
         raise ExportError("no successfully labelled structure matches the query")
@@ -249,14 +308,20 @@ def export_dataset(
     isolated, isolated_account = _isolated_atoms(source, kept, splits, options.formats)
     part = _start_writing(out_dir, targets)
     _write_splits(source, splits, out_dir, part, options.formats, len(kept), on_progress, isolated)
+    models_account, model_parts = (
+        _write_models(out_dir, models, options.lammps) if models else (None, {})
+    )
     settings = source.label_settings()
     files = _publish(targets[1:], part, splits, len(kept), len(isolated))
+    _publish_models(model_targets, model_parts)
     manifest = {
         "format": "aloop-dataset/1",
         "created_at": datetime.now(UTC).isoformat(),
         "query": query,
         **_contents(kept, splits, options, settings),
         "isolated_atoms": isolated_account,
+        "production_committee": list(committees),
+        "models": models_account,
         **_curation(options, duplicates, outliers, removed),
         "code_versions": code_versions(),
         "files": files,
@@ -344,13 +409,18 @@ def _check_target(out_dir: Path, targets: Sequence[Path], force: bool) -> None:
 
 
 def _split(kept: Sequence[Summary], options: ExportOptions) -> dict[str, list[str]]:
-    """Sorted structure ids of each split, drawn reproducibly from ``options``."""
+    """Sorted structure ids of each split, drawn reproducibly from ``options``.
+
+    Hold-out structures all go to test (a model trained on the export never sees them);
+    the fractions split the others.
+    """
     split_of = assign(
-        ((s.structure_id, s.system) for s in kept),
+        ((s.structure_id, s.system) for s in kept if not s.holdout),
         options.fractions,
         options.seed,
         options.stratify,
     )
+    split_of.update((s.structure_id, HOLDOUT_SPLIT) for s in kept if s.holdout)
     return {name: sorted(i for i, sp in split_of.items() if sp == name) for name in SPLITS}
 
 
@@ -470,9 +540,19 @@ def _contents(
     systems = {s.structure_id: s.system for s in kept}
     used_hashes = sorted({s.settings_hash for s in kept})
     per_system = {name: dict(Counter(systems[i] for i in ids)) for name, ids in splits.items()}
+    held = [s.system for s in kept if s.holdout]
     return {
         "counts": {name: len(ids) for name, ids in splits.items()},
         "counts_per_system": per_system,
+        "holdout": {
+            "count": len(held),
+            "split": HOLDOUT_SPLIT,
+            # A list, not a mapping: system names may hold dots (no document field name).
+            "per_system": [{"system": k, "n": n} for k, n in sorted(Counter(held).items())],
+            "note": "the campaigns' hold-out structures (labelled, never trained on) are "
+            f"all in {HOLDOUT_SPLIT}, whatever the fractions (they split the others); "
+            "their frames carry holdout=True",
+        },
         "split": {
             "fractions": list(options.fractions),
             "seed": options.seed,
@@ -509,3 +589,177 @@ def _write_manifest(manifest: dict, path: Path, part: dict[Path, Path]) -> None:
     """Write the manifest, the last file: under its final name, it says the export finished."""
     part[path].write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     part[path].replace(path)
+
+
+# ------------------------------------------------------------------ the production models
+
+
+def _model_targets(out_dir: Path, models: Sequence[ModelFile]) -> list[Path]:
+    """Every file ``models`` may write (their weights, LAMMPS files, SHA256SUMS)."""
+    if not models:
+        return []
+    mdir = out_dir / MODELS_DIR
+    paths = [mdir / m.name for m in models]
+    return [*paths, *(p.with_name(p.name + LAMMPS_SUFFIX) for p in paths), mdir / "SHA256SUMS"]
+
+
+def _check_weights(models: Sequence[ModelFile]) -> None:
+    """Refuse, before anything is written, weights that do not hash to their record."""
+    if len({m.campaign for m in models}) > 1 or len({m.member for m in models}) < len(models):
+        raise ExportError("models of one committee are written, each member once")
+    for m in models:
+        got = hashlib.sha256(m.weights).hexdigest()
+        if got != m.sha256:
+            raise ExportError(
+                f"model {m.model_id} (member {m.member}) hashes to {got}, its record says "
+                f"{m.sha256}: nothing was written"
+            )
+
+
+def _write_models(
+    out_dir: Path, models: Sequence[ModelFile], lammps: bool
+) -> tuple[dict, dict[Path, Path]]:
+    """Write the members' weights (and LAMMPS files) under temporary names.
+
+    Returns the manifest's ``models`` account and ``{final path: written path}`` of
+    what was written, for :func:`_publish_models`.
+    """
+    mdir = out_dir / MODELS_DIR
+    try:
+        mdir.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot write to {mdir}: {exc.strerror}") from None
+    parts: dict[Path, Path] = {}
+    for m in models:
+        path = mdir / m.name
+        parts[path] = path.with_name(path.name + ".part")
+        parts[path].write_bytes(m.weights)
+    # In the models folder: the converted files are then renamed, never copied.
+    with tempfile.TemporaryDirectory(prefix=".lammps-", dir=mdir) as work:
+        if lammps:
+            weights = {m.name: m.weights for m in models}
+            conversion, converted = convert_for_lammps(weights, Path(work))
+        else:
+            conversion, converted = _lammps_account(None, "not asked for", asked=False), {}
+        members = [_member_entry(m, mdir, converted, parts) for m in models]
+    sums = mdir / "SHA256SUMS"
+    parts[sums] = sums.with_name(sums.name + ".part")
+    lines = [(e["sha256"], e["file"]) for e in members]
+    lines += [(e["lammps_sha256"], e["lammps_file"]) for e in members if e["lammps_file"]]
+    parts[sums].write_text(
+        "".join(f"{sha}  {name.removeprefix(MODELS_DIR + '/')}\n" for sha, name in lines)
+    )
+    account = {
+        "campaign": models[0].campaign,
+        "iteration": models[0].iteration,
+        "directory": MODELS_DIR,
+        # sha256sum's format, names relative to the folder: cd models; sha256sum -c SHA256SUMS
+        "sha256sums": f"{MODELS_DIR}/SHA256SUMS",
+        "members": members,
+        "lammps": conversion,
+    }
+    return account, parts
+
+
+def _member_entry(
+    m: ModelFile, mdir: Path, converted: dict[str, Path], parts: dict[Path, Path]
+) -> dict:
+    """The manifest's entry of one member; its LAMMPS file, if converted, moves into
+    ``parts`` under its temporary name."""
+    entry = {
+        "member": m.member,
+        "model_id": m.model_id,
+        "seed": m.seed,
+        "file": f"{MODELS_DIR}/{m.name}",
+        "sha256": m.sha256,
+        "bytes": len(m.weights),
+        "lammps_file": None,
+        "lammps_sha256": None,
+    }
+    if m.name in converted:
+        lmp = mdir / (m.name + LAMMPS_SUFFIX)
+        parts[lmp] = lmp.with_name(lmp.name + ".part")
+        converted[m.name].replace(parts[lmp])
+        entry["lammps_file"] = f"{MODELS_DIR}/{lmp.name}"
+        entry["lammps_sha256"] = sha256_file(parts[lmp])
+    return entry
+
+
+def _publish_models(targets: Sequence[Path], parts: dict[Path, Path]) -> None:
+    """Rename the written model files to their final names; remove an earlier export's
+    file this one did not write (a LAMMPS file whose conversion failed this time)."""
+    for path in targets:
+        if path in parts:
+            parts[path].replace(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+#: Run in a fresh interpreter: mace-torch's own converter on each path in turn (one
+#: import for the committee), then a check that its output loads as TorchScript.
+_LAMMPS_SCRIPT = """
+import sys
+import torch
+from mace.cli import create_lammps_model
+paths = sys.argv[1:]
+for path in paths:
+    sys.argv = ["create_lammps_model", path]
+    create_lammps_model.main()
+    torch.jit.load(path + "-lammps.pt", map_location="cpu")
+"""
+
+
+def convert_for_lammps(weights: dict[str, bytes], workdir: Path) -> tuple[dict, dict[str, Path]]:
+    """Convert MACE models for LAMMPS with ``mace.cli.create_lammps_model`` (libtorch
+    format, float64), in a subprocess: mace-torch sets process-wide torch settings.
+
+    Parameters
+    ----------
+    weights
+        ``{file name: .model bytes}``.
+    workdir
+        An empty folder to convert in (the converted files are left there).
+
+    Returns
+    -------
+    tuple
+        The manifest's account of the conversion (``written``, or why not) and
+        ``{file name: converted file in workdir}``; empty when the conversion failed
+        (all members or none).
+    """
+    paths = []
+    for name, data in weights.items():
+        (workdir / name).write_bytes(data)
+        paths.append(workdir / name)
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _LAMMPS_SCRIPT, *map(str, paths)],
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,  # a model with several heads asks which: refuse
+            capture_output=True,
+            text=True,
+            timeout=LAMMPS_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return _lammps_account(None, f"timed out after {LAMMPS_TIMEOUT_S} s"), {}
+    wall = round(time.perf_counter() - start, 1)
+    out = {p.name: p.with_name(p.name + LAMMPS_SUFFIX) for p in paths}
+    if done.returncode != 0 or not all(p.is_file() for p in out.values()):
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        why = lines[-1].strip() if lines else f"exit status {done.returncode}"
+        return _lammps_account(wall, f"mace.cli.create_lammps_model failed: {why}"), {}
+    return _lammps_account(wall, None), out
+
+
+def _lammps_account(wall_s: float | None, failure: str | None, asked: bool = True) -> dict:
+    return {
+        "asked_for": asked,
+        "written": failure is None,
+        "converter": "mace.cli.create_lammps_model",
+        "format": "libtorch",
+        "dtype": "float64",
+        "wall_s": wall_s,
+        "not_written_because": failure,
+        "usage": LAMMPS_USAGE if failure is None else None,
+    }
