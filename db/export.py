@@ -380,7 +380,7 @@ def why_no_final_committee(campaign_id: Any, name: str, final: IterationRecord |
     status = state.status if state is not None else StageStatus.PENDING
     if status is not StageStatus.DONE:
         error = f": {state.error}" if state is not None and state.error else ""
-        state_words = "failed" if status is StageStatus.FAILED else f"is {status}"
+        state_words = status if status is StageStatus.FAILED else f"is {status}"
         return (
             f"campaign {name!r} has no final committee yet: the final training "
             f"(iteration {final.index}) {state_words}{error}"

@@ -204,9 +204,11 @@ def test_open_shell_radical_is_accepted():
 
 
 #: result_hash() of each shipped config, computed with the code as it was before issue
-#: 16's refactor: a stored campaign must resume after any refactor of the schema.
+#: 16's refactor: a stored campaign must resume after any refactor of the schema. The
+#: demo's changed once on purpose, in issue 19: it draws 4 hold-out frames per iteration
+#: (not the default 2), a choice of what is labelled, so a science change.
 PINNED_RESULT_HASHES = {
-    "demo-water.yaml": "2176a3821795f20774b4418a591890433120341eba1ffc80f625b906ccffdb03",
+    "demo-water.yaml": "a9ad033807ae30fba5bc2b7b7c1dde9ab97eff407894993f4924f7fcdb0c9719",
     "ethanol.yaml": "8712dbc1a652891d3018abc4278f855565e2ca81308a2313cb42d5b79e301951",
     "mgcl2-molten.yaml": "cfbc0dbec8c74fe3173f15681136d9fe2de2ccf999038b363bd0a3f05216ea18",
 }

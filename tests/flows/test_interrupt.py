@@ -129,7 +129,7 @@ def test_ctrl_c_and_sigterm_of_the_process_group_then_resume(tiny_config, tmp_pa
         assert done.returncode == 0, done.stdout + done.stderr
         assert "resuming campaign tiny-water at iteration 1" in done.stderr
         assert "iteration cap reached (1)" in done.stdout
-        assert check_campaign("tiny-water", committee_size=4)["iterations"] == 2
+        assert check_campaign("tiny-water", committee_size=4)["iterations"] == 3  # 2 + final
         assert db["labels"].count_documents({"iteration": 0}) == n_seeds
         assert not _survivors(marker)
     finally:
