@@ -350,10 +350,17 @@ class StopConfig(Section):
     holdout_min_frames: PositiveInt = Field(
         10, description="hold-out frames needed before force_error_target is read"
     )
-    adaptive_lo_tolerance: Annotated[float, _NUMBER, Field(gt=0, lt=1)] = Field(
-        0.05,
-        description="with select.adaptive_lo: the adaptive level counts as settled when "
-        "it moves by less than this fraction over `patience` iterations",
+    min_completed_walkers: Annotated[float, _NUMBER, Field(ge=0, le=1)] = Field(
+        0.9,
+        description="fraction of the last iteration's walkers that must have run every "
+        "step before force_error_target is read (a low error on the frames of walkers "
+        "that blow up is no convergence)",
+    )
+    adaptive_lo_tolerance: PositiveFloat = Field(
+        0.01,
+        description="eV/Å (or calibrated units), with select.adaptive_lo: the adaptive "
+        "level counts as settled when it spans less than this over the last `patience` "
+        "+ 1 iterations",
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,11 +36,12 @@ def decide(
        walker time (a walker stopped early counts against it), >= ``stop.accurate_ratio``
        in each of the last ``stop.patience`` iterations (overall, or for every system
        with ``scope: per_system``); with ``adaptive_lo`` also (DPGEN2's semantics) every
-       system's adaptive lo moved by less than ``stop.adaptive_lo_tolerance`` (relative)
-       over those iterations: converged;
+       system's adaptive lo spans less than ``stop.adaptive_lo_tolerance`` over the last
+       ``patience`` + 1 iterations: converged;
     2. the committee's force RMSE on the accumulated hold-out below
        ``stop.force_error_target``, once the hold-out has ``stop.holdout_min_frames``
-       frames: converged;
+       frames and at least ``stop.min_completed_walkers`` of the last iteration's walkers
+       ran every step: converged;
     3. ``stop.max_iterations`` exploring iterations done: stopped at the cap.
     """
     n = len(history)
@@ -54,12 +54,20 @@ def decide(
     held = history[-1].holdout_error
     err = history[-1].holdout_forces_rmse
     enough = err is not None and held.n >= stop.holdout_min_frames
-    if target is not None and enough and err < target:
+    completed = _completed_walkers(history[-1])
+    if (
+        target is not None
+        and enough
+        and err < target
+        and completed is not None
+        and completed >= stop.min_completed_walkers
+    ):
         return StopDecision(
             True,
             CampaignStatus.CONVERGED,
             f"hold-out force RMSE {err:.4f} eV/Å < target {target:g} eV/Å "
-            f"on {held.n} hold-out frames (minimum {stop.holdout_min_frames})",
+            f"on {held.n} hold-out frames (minimum {stop.holdout_min_frames}), "
+            f"{completed:.0%} of the walkers ran every step",
             StopRule.HOLDOUT_ERROR,
         )
     if n >= stop.max_iterations:
@@ -92,11 +100,11 @@ def _accurate_ratio_rule(
     )
     if not adaptive_lo:
         return StopDecision(True, CampaignStatus.CONVERGED, ratio, StopRule.ACCURATE_RATIO)
-    levels = _adaptive_levels(history[-(stop.patience + 1) :])
+    levels = _adaptive_levels(history[-(stop.patience + 1) :], stop.patience + 1)
     if levels is None:
         return None
-    moved = max(_relative_moves(series) for series in levels.values())
-    if moved >= stop.adaptive_lo_tolerance:
+    span = max(max(series) - min(series) for series in levels.values())
+    if span >= stop.adaptive_lo_tolerance:
         return None
     shown_lo = "; ".join(
         f"{name}: " + ", ".join(f"{lo:.4f}" for lo in series) for name, series in levels.items()
@@ -104,28 +112,34 @@ def _accurate_ratio_rule(
     return StopDecision(
         True,
         CampaignStatus.CONVERGED,
-        f"adaptive lo settled (moved {moved:.1%} < {stop.adaptive_lo_tolerance:.0%}: "
-        f"{shown_lo}) and {ratio} on the fixed lo",
+        f"adaptive lo settled (span {span:.4f} < {stop.adaptive_lo_tolerance:g} over "
+        f"{stop.patience + 1} iterations: {shown_lo}) and {ratio} on the fixed lo",
         StopRule.ADAPTIVE_LO,
     )
 
 
-def _adaptive_levels(window: Sequence[IterationStats]) -> dict[str, list[float]] | None:
-    """Each system's adaptive lo over ``window``, or None while too few iterations ran."""
-    if len(window) < 2 or any(it.explore is None for it in window):
+def _completed_walkers(stats: IterationStats) -> float | None:
+    """The fraction of an iteration's walkers that ran every step (None: not stored)."""
+    systems = stats.explore.systems if stats.explore is not None else []
+    if not systems or any(s.walkers_completed is None for s in systems):
+        return None
+    return sum(s.walkers_completed for s in systems) / max(1, sum(s.walkers for s in systems))
+
+
+def _adaptive_levels(
+    window: Sequence[IterationStats], needed: int
+) -> dict[str, list[float]] | None:
+    """Each system's adaptive lo over ``window``, or None while fewer than ``needed``
+    iterations ran or a system joined within the window."""
+    if len(window) < needed or any(it.explore is None for it in window):
         return None
     levels: dict[str, list[float]] = {}
     for it in window:
         for system in it.explore.systems:
             levels.setdefault(system.name, []).append(system.trust_lo)
     if any(len(series) != len(window) for series in levels.values()):
-        return None  # a system joined within the window: not settled yet
+        return None
     return levels
-
-
-def _relative_moves(series: Sequence[float]) -> float:
-    """The largest relative change between consecutive levels."""
-    return max(abs(b - a) / max(abs(a), 1e-12) for a, b in itertools.pairwise(series))
 
 
 def dead_end(index: int, stats: IterationStats) -> str | None:

@@ -216,9 +216,12 @@ def _advance(
             out.stop_reason = reason  # the frame past the limit is not sampled, but
             # the last one before it is: where the committee was about to lose its way
             # is what it most needs to learn (kept only if not sampled already).
-            if reason == "uncertainty" and previous is not None:
-                previous.before_stop = True
-                out.frames.append(previous)
+            if reason == "uncertainty":
+                if previous is not None:
+                    out.frames.append(previous)
+                if out.frames and out.frames[-1].step == step - 1:
+                    # the step before (kept now, or sampled on schedule) is flagged either way
+                    out.frames[-1].before_stop = True
             return
         frame = _frame(atoms, spec, step, last)
         if step % md.sample_interval == 0:

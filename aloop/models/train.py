@@ -323,20 +323,11 @@ def reference_errors(committee: Any, frames: Sequence[Atoms]) -> dict:
     """Errors of a committee's mean against the REF_ labels of ``frames``.
 
     Energy per atom (eV/atom), forces per component (eV/Å), and the largest per-atom
-    force error. Used for each member's train/valid metrics (a committee of one) and for
-    the loop's committee error on newly labelled frames.
+    force error: each member's train/valid metrics (a committee of one).
     """
-    res = committee.evaluate(frames)
-    n_atoms = np.array([len(a) for a in frames])
-    de = (res.energy - np.array([a.info[REF_ENERGY] for a in frames])) / n_atoms
-    df = np.concatenate([f - a.arrays[REF_FORCES] for f, a in zip(res.forces, frames, strict=True)])
-    return {
-        "energy_rmse_per_atom": float(np.sqrt(np.mean(de**2))),
-        "energy_mae_per_atom": float(np.mean(np.abs(de))),
-        "forces_rmse": float(np.sqrt(np.mean(df**2))),
-        "forces_mae": float(np.mean(np.abs(df))),
-        "forces_max": float(np.max(np.linalg.norm(df, axis=1))),
-    }
+    from aloop.calibration import committee_error, frame_errors
+
+    return committee_error(frame_errors(committee, frames)).model_dump(exclude={"n"})
 
 
 def error_metrics(model: Any, frames: Sequence[Atoms], device: str) -> dict:

@@ -33,6 +33,7 @@ def _system(name: str, ratio: float) -> SystemStats:
         walkers=1,
         md_steps=10,
         committee_calls=10,
+        walkers_completed=1,
     )
 
 
@@ -44,14 +45,8 @@ def _it(
 ) -> IterationStats:
     """An exploring iteration's statistics: the overall accurate ratio, those per system,
     and the committee's force error on the accumulated hold-out."""
-    systems = [_system(f"s{i}", r) for i, r in enumerate(per_system)]
-    explore = ExploreStats.of(systems) if systems else None
-    if explore is not None:
-        explore = explore.model_copy(update={"accurate_ratio": ratio})
-    else:
-        explore = ExploreStats(
-            systems=[], sampled=0, accurate=0, candidate=0, failed=0, accurate_ratio=ratio
-        )
+    systems = [_system(f"s{i}", r) for i, r in enumerate(per_system or (ratio,))]
+    explore = ExploreStats.of(systems).model_copy(update={"accurate_ratio": ratio})
     err = None if force_rmse is None else HoldoutError(n=holdout_n, forces_rmse=force_rmse)
     return IterationStats(explore=explore, holdout_error=err)
 
@@ -88,6 +83,12 @@ def test_force_error_target_reads_the_holdout_once_it_is_large_enough():
     assert "hold-out force RMSE 0.0400" in d.reason and "on 12 hold-out frames" in d.reason
     # Below the minimum sample size, a small error is not evidence.
     assert not decide([_it(0.2, force_rmse=0.001, holdout_n=9)], stop).stop
+    # Nor is it while walkers blow up: their frames are few and never failed ones.
+    unstable = _it(0.2, force_rmse=0.001)
+    system = unstable.explore.systems[0].model_copy(update={"walkers": 4, "walkers_completed": 3})
+    unstable = unstable.model_copy(update={"explore": ExploreStats.of([system])})
+    assert not decide([unstable], stop).stop
+    assert decide([unstable], stop.model_copy(update={"min_completed_walkers": 0.75})).stop
     # No hold-out labelled: no error to compare, no decision from this rule.
     stored = {"accurate_ratio": 0.2, "systems": [], "holdout_error": {"n": 0}}
     stored.update(sampled=0, accurate=0, candidate=0, failed=0)
