@@ -28,6 +28,10 @@ TAIL_PERCENTILE = 95
 #: Points kept for the dashboard's plot (the fit uses every frame).
 MAX_POINTS = 500
 
+#: Frames a fit needs before a calibrated trust window reads its scale: a median of
+#: fewer ratios is noise, and the scale also sets where the walkers stop.
+MIN_CALIBRATION_FRAMES = 5
+
 
 @dataclass(frozen=True)
 class FrameErrors:
@@ -109,28 +113,34 @@ def committee_error(errors: FrameErrors) -> CommitteeError:
     )
 
 
-def fit_calibration(errors: FrameErrors, previous: Calibration | None = None) -> Calibration:
+def fit_calibration(
+    errors: FrameErrors,
+    previous: Calibration | None = None,
+    fresh: np.ndarray | None = None,
+) -> Calibration:
     """How the deviation maps to the true per-frame force error.
 
     ``scale`` is the median of error/deviation and ``scale_90`` its 90th percentile:
     robust to the few frames where the members agree by chance. ``spearman`` measures
     whether the deviation at least ranks frames by error. ``coverage_90`` applies the
-    ``previous`` iteration's 90 % bound to these frames (out of sample), so the stated
-    interval is checked on data it was not fitted to.
+    ``previous`` iteration's 90 % bound to the ``fresh`` frames (a mask; default all):
+    those the previous fit never saw, so the stated interval is checked out of sample.
     """
     from scipy.stats import spearmanr
 
     dev, err = errors.force_dev_max, errors.force_err_max
     usable = np.isfinite(dev) & np.isfinite(err) & (dev > 0)
+    unseen = (np.ones(dev.size, bool) if fresh is None else np.asarray(fresh, bool))[usable]
     dev, err = dev[usable], err[usable]
     n = int(dev.size)
     if n == 0:
         return Calibration(n=0)
     ratio = err / dev
     rho = float(spearmanr(dev, err).statistic) if n >= 3 and np.ptp(dev) > 0 else None
-    coverage = None
-    if previous is not None and previous.scale_90 is not None:
-        coverage = float(np.mean(err <= previous.scale_90 * dev))
+    coverage = coverage_n = None
+    if previous is not None and previous.scale_90 is not None and unseen.any():
+        coverage = float(np.mean(err[unseen] <= previous.scale_90 * dev[unseen]))
+        coverage_n = int(unseen.sum())
     keep = np.linspace(0, n - 1, min(n, MAX_POINTS)).astype(int)
     return Calibration(
         n=n,
@@ -138,5 +148,6 @@ def fit_calibration(errors: FrameErrors, previous: Calibration | None = None) ->
         scale_90=float(np.percentile(ratio, 90)),
         spearman=None if rho is None or not np.isfinite(rho) else rho,
         coverage_90=coverage,
+        coverage_n=coverage_n,
         points=[(float(dev[i]), float(err[i])) for i in keep],
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aloop.vocabulary import Stage
+from aloop.vocabulary import CampaignStatus, Stage, StopRule
 
 
 class _Stats(BaseModel):
@@ -273,9 +273,10 @@ class Calibration(_Stats):
     the median of true max-atom force error / max force deviation (``scale x
     deviation`` is then the median-unbiased error estimate), ``scale_90`` the 90th
     percentile of that ratio (the bound 90 % of frames stay under). ``spearman`` is the
-    rank correlation of deviation and error; ``coverage_90`` is the fraction of this
-    iteration's frames under the *previous* iteration's ``scale_90 x deviation``: an
-    out-of-sample check of the stated 90 % interval (None at the first calibration).
+    rank correlation of deviation and error; ``coverage_90`` is the fraction of the
+    ``coverage_n`` frames first labelled in this iteration (new labels and new hold-out)
+    under the *previous* iteration's ``scale_90 x deviation``: an out-of-sample check of
+    the stated 90 % interval (None at the first calibration).
     ``points`` are the (deviation, error) pairs, eV/Å, for the dashboard's plot.
     """
 
@@ -284,7 +285,17 @@ class Calibration(_Stats):
     scale_90: float | None = None
     spearman: float | None = None
     coverage_90: float | None = None
+    coverage_n: int | None = None
     points: list[tuple[float, float]] = Field(default_factory=list)
+
+
+class StopRecord(_Stats):
+    """The stopping decision a final iteration acts on, stored with it (``rule`` None:
+    a campaign that converged under an earlier release's rules, kept as it was)."""
+
+    status: CampaignStatus
+    reason: str
+    rule: StopRule | None = None
 
 
 class FinalStats(StageStats):
@@ -319,6 +330,7 @@ class IterationStats(_Stats):
     holdout_error: HoldoutError | None = None
     calibration: Calibration | None = None
     final: FinalStats | None = None
+    stop_decision: StopRecord | None = None
     timings: dict[Stage, StageTiming] = Field(default_factory=dict)
     wall_s: float | None = None
 
@@ -357,6 +369,9 @@ class IterationStats(_Stats):
             if d.get("calibration")
             else None,
             final=FinalStats.model_validate(d) if Stage.FINAL in d else None,
+            stop_decision=StopRecord.model_validate(d["stop_decision"])
+            if d.get("stop_decision")
+            else None,
             timings=timings,
             wall_s=d.get("iteration_wall_s"),
         )

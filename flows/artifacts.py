@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from aloop.vocabulary import Stage
+from aloop.vocabulary import Stage, StageStatus
 
 if TYPE_CHECKING:
     from aloop.config import CampaignConfig
@@ -34,7 +34,8 @@ def holdout_line(err: HoldoutError) -> str:
 def calibration_line(cal: Calibration) -> str:
     """The calibration of the committee's deviation as one markdown list item."""
     coverage = (
-        f"{cal.coverage_90:.0%} of frames under the previous 90 % bound"
+        f"{cal.coverage_90:.0%} of the {cal.coverage_n or cal.n} new frames under the "
+        "previous 90 % bound"
         if cal.coverage_90 is not None
         else "no previous bound to check (first calibration)"
     )
@@ -50,7 +51,7 @@ def _final_markdown(cfg: CampaignConfig, it: IterationRecord) -> str:
     lines = [f"# {cfg.campaign}: final (production committee, iteration {it.index})", ""]
     if final is None:
         status = it.stage_status(Stage.FINAL)
-        lines.append(f"- production committee not trained yet ({status or 'pending'})")
+        lines.append(f"- production committee not trained yet ({status or StageStatus.PENDING})")
         return "\n".join(lines)
     t = final.final
     lines += [

@@ -131,17 +131,21 @@ class Loop:
 
     def calibration_scale(self, iteration: int) -> float:
         """The deviation-to-error scale a calibrated trust window is read with at
-        ``iteration``: the latest one fitted before it (1, said so, when none was yet)."""
+        ``iteration``: the latest one fitted before it on at least
+        ``MIN_CALIBRATION_FRAMES`` frames (1, said so, when none was yet)."""
+        from aloop.calibration import MIN_CALIBRATION_FRAMES
+
         earlier = [
             it for it in iterations.campaign_iterations(self.campaign.id) if it.index < iteration
         ]
         for it in sorted(earlier, key=lambda it: -it.index):
             cal = it.stats.calibration
-            if cal is not None and cal.scale is not None:
+            usable = cal is not None and cal.scale is not None and cal.scale > 0
+            if usable and cal.n >= MIN_CALIBRATION_FRAMES:
                 return cal.scale
         self.reporter.message(
-            f"  iteration {iteration}: no calibration fitted yet; the calibrated trust "
-            "window reads the raw deviation (scale 1)"
+            f"  iteration {iteration}: no calibration fitted on {MIN_CALIBRATION_FRAMES} or "
+            "more frames yet; the calibrated trust window reads the raw deviation (scale 1)"
         )
         return 1.0
 

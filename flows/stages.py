@@ -377,6 +377,11 @@ def select_stage(loop: Loop, iteration: IterationRecord) -> tuple[SelectStats, f
     k = iteration.index
     committee, _ = loop.committee(k)
     _, labelled = loop.labelled_before(k)
+    # A candidate next to a hold-out frame would put its near-copy into training: the
+    # hold-out (labelled before, or drawn now) counts as known for de-duplication.
+    _, held_before = labels.labelled_frames(
+        loop.campaign.id, loop.settings_hashes(), before_iteration=k, holdout=True
+    )
     per_system: dict[str, SystemSelection] = {}
     updates: list[tuple[str, Verdict, str]] = []
     for system in loop.cfg.systems:
@@ -392,7 +397,8 @@ def select_stage(loop: Loop, iteration: IterationRecord) -> tuple[SelectStats, f
             system=system.name,
         )
         ids = [i for i in ids if i not in held]
-        known = [a for a in labelled if a.info["system"] == system.name]
+        known = [a for a in [*labelled, *held_before] if a.info["system"] == system.name]
+        known += structures.load_atoms(sorted(held))
         chosen = _select_system(loop, k, ids, known, committee, updates)
         per_system[system.name] = chosen.model_copy(update={"holdout": len(held)})
     structures.set_verdicts(updates)
@@ -534,7 +540,11 @@ def iteration_errors(loop: Loop, iteration: IterationRecord) -> IterationErrors:
     return IterationErrors(
         committee_error(new_err),
         holdout_error(held_err, n_new=n_new),
-        fit_calibration(errors, previous.stats.calibration if previous is not None else None),
+        fit_calibration(
+            errors,
+            previous.stats.calibration if previous is not None else None,
+            fresh=np.array([True] * len(new) + [a.info["iteration"] == k for a in held]),
+        ),
     )
 
 

@@ -60,7 +60,7 @@ const aloop = (() => {
       ` <small title="accurate fraction of the sampled frames">(${esc(pct(x.accurate_ratio))} of frames)</small>`;
   }
   const calibrationWords = (cal) => `n=${cal.n}, scale ${num(cal.scale, 2)} (90 % bound ${num(cal.scale_90, 2)}), Spearman ${num(cal.spearman, 2)}, ` +
-    `coverage of the previous 90 % bound ${given(cal.coverage_90) ? pct(cal.coverage_90) : "- (first calibration)"}`;
+    `coverage of the previous 90 % bound ${given(cal.coverage_90) ? pct(cal.coverage_90) + (given(cal.coverage_n) ? ` of ${cal.coverage_n} new frames` : "") : "- (first calibration)"}`;
   // The calibration plot: iterations that stored one, and the one picked (null: the latest).
   let calibrated = [];
   let calibrationChoice = null;

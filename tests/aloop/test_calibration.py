@@ -47,6 +47,19 @@ def test_the_90_percent_bound_is_checked_on_the_next_frames():
     assert worse.coverage_90 < 0.2
 
 
+def test_coverage_is_read_only_on_frames_the_previous_fit_never_saw():
+    rng = np.random.default_rng(3)
+    dev = rng.uniform(0.02, 0.5, 200)
+    first = fit_calibration(_errors(dev, 0.4 * dev * rng.lognormal(0, 0.3, 200)))
+    # 100 frames the previous fit saw (well inside its bound), 100 new ones far outside
+    err = np.concatenate([0.3 * dev[:100], 3.0 * dev[100:]])
+    fresh = np.arange(200) >= 100
+    cal = fit_calibration(_errors(dev, err), first, fresh=fresh)
+    assert cal.coverage_n == 100
+    assert cal.coverage_90 == 0.0  # diluting with the seen frames would report 50 %
+    assert cal.n == 200  # the fit itself uses every frame
+
+
 def test_deviation_that_does_not_rank_errors_is_reported_as_such():
     rng = np.random.default_rng(3)
     dev = rng.uniform(0.02, 0.5, 300)

@@ -185,6 +185,7 @@ def _loop_stats(k: int, legacy: bool) -> IterationStats:
             scale_90=2.0,
             spearman=0.7,
             coverage_90=None if k == 1 else 0.875,
+            coverage_n=None if k == 1 else 8,
             points=[(0.01 * i, 0.0125 * i) for i in range(1, 8)],
         ),
     )
@@ -279,7 +280,7 @@ def test_artifact_has_the_holdout_error_and_calibration_lines():
         "deviation (90 % bound 2.00 x), Spearman 0.70, no previous bound to check "
         "(first calibration)"
     ) in md
-    assert "88% of frames under the previous 90 % bound" in iteration_markdown(
+    assert "88% of the 8 new frames under the previous 90 % bound" in iteration_markdown(
         _config(), its[2], StopDecision(False)
     )
 
