@@ -143,6 +143,11 @@ class CampaignConfig(Section):
             stop_at = self.explore.stop.force_dev_factor * window.hi
             if stop_at <= window.lo:
                 raise ValueError(f"systems.{i}: the walker stop threshold is below trust lo")
+        if self.stop.force_error_target is not None and self.select.holdout_per_system == 0:
+            raise ValueError(
+                "stop.force_error_target: the hold-out error it reads is never measured "
+                "with select.holdout_per_system: 0 (draw hold-out frames, or drop the target)"
+            )
         if self.model.foundation_model and self.model.warm_start == "foundation":
             path = resolve_path(self.model.foundation_model, base_dir)
             if not path.is_file():

@@ -165,7 +165,8 @@ class IterationRecord:
 
     @property
     def labelled_done(self) -> bool:
-        """Whether the iteration's labelling finished (its statistics are complete)."""
+        """Whether the iteration's labelling finished (its stage statistics are stored;
+        the hold-out error and calibration follow, see ``flows.campaign._measure``)."""
         return self.stage_status(Stage.LABEL) is StageStatus.DONE
 
 

@@ -119,6 +119,9 @@ class Lineage(EmbeddedDocument):
     pressure_gpa = FloatField()
     md_step = IntField()
     committee = ListField(ObjectIdField())
+    #: the last sample before the walker stopped on uncertainty (a candidate whatever its
+    #: deviation, so the loop labels where the committee was about to go wrong)
+    before_stop = BooleanField()
     parent = StringField()
     source_file = StringField()
     source_index = IntField()

@@ -153,11 +153,16 @@ def set_stages(iteration_id: Any, stages: Sequence[Stage]) -> None:
     their verdict on it: an exploring iteration becomes the final one (the rules now stop
     before it) or the final one becomes an exploring one (the cap was raised). The
     members it trained stay stored and the train (or final) stage finds them; the final
-    statistics go, since they describe a committee that is no longer final."""
+    statistics (its committee, hold-out error, timing and the decision it acted on) go,
+    since they describe a committee that is no longer final."""
     pending = {"stages": {s.value: StageDoc().to_mongo().to_dict() for s in stages}}
+    final_keys = (Stage.FINAL, "final_holdout", f"timings.{Stage.FINAL}", "stop_decision")
     Iteration._get_collection().update_one(
         {"_id": iteration_id},
-        {"$set": {**pending, "updated_at": utcnow()}, "$unset": {f"stats.{Stage.FINAL}": ""}},
+        {
+            "$set": {**pending, "updated_at": utcnow()},
+            "$unset": {f"stats.{key}": "" for key in final_keys},
+        },
     )
 
 

@@ -28,6 +28,7 @@ from aloop.convergence import StopDecision, dead_end, decide
 from aloop.progress import LogReporter, Reporter
 from aloop.records import CampaignOutcome, CampaignRecord, IterationRecord
 from aloop.settings import get_settings, resolve_db_uri
+from aloop.stats import StopRecord
 from aloop.vocabulary import (
     FINAL_STAGES,
     CampaignStatus,
@@ -141,12 +142,17 @@ def run_iteration(loop: Loop, index: int, labeller: LabelRunner) -> None:
         if reason is not None:
             raise CampaignError(reason)
     if index > 0 and it.stats.holdout_error is None:
-        errors = statistics_task.with_options(task_run_name=f"statistics-it{index}")(loop, it)
-        iterations.merge_stats(it.id, errors.to_doc())
-        loop.reporter.message(
-            f"  hold-out: {errors.holdout_error.describe()}" + _calibration_note(errors.calibration)
-        )
+        _measure(loop, it)
     iterations.merge_stats(it.id, {"iteration_wall_s": round(time.perf_counter() - start, 3)})
+
+
+def _measure(loop: Loop, it: IterationRecord) -> None:
+    """Store the iteration's hold-out error and calibration (what the rules then read)."""
+    errors = statistics_task.with_options(task_run_name=f"statistics-it{it.index}")(loop, it)
+    iterations.merge_stats(it.id, errors.to_doc())
+    loop.reporter.message(
+        f"  hold-out: {errors.holdout_error.describe()}" + _calibration_note(errors.calibration)
+    )
 
 
 def _calibration_note(cal: Any) -> str:
@@ -156,22 +162,60 @@ def _calibration_note(cal: Any) -> str:
     return f"; calibration: error ≈ {cal.scale:.2f} x deviation on {cal.n} frames{rho}"
 
 
-def run_final(loop: Loop, index: int) -> IterationRecord:
-    """The final iteration ``index``: the production committee, unless already trained."""
-    started = iterations.find_iteration(loop.campaign.id, index)
-    if started is not None and not started.is_final:
-        # The rules stop before an iteration that had begun (the cap was lowered).
-        iterations.set_stages(started.id, FINAL_STAGES)
-    it = iterations.get_or_create_iteration(loop.campaign.id, index, stages=FINAL_STAGES)
+def run_final(loop: Loop, index: int, decision: StopDecision) -> IterationRecord:
+    """The final iteration ``index``: the production committee, unless already trained.
+
+    The decision that led to it is stored with it: one kept from an earlier release's
+    rules (``rule`` None) is kept on later runs too (:func:`stop_decision`).
+    """
+    it = open_final(loop.campaign.id, index, decision)
     campaigns.set_current_iteration(loop.campaign.id, index)
     run_stage(loop, it, Stage.FINAL)
     return iterations.find_iteration(loop.campaign.id, index)
+
+
+def open_final(campaign_id: Any, index: int, decision: StopDecision) -> IterationRecord:
+    """The final iteration ``index``, created if absent, with the decision stored on it."""
+    started = iterations.find_iteration(campaign_id, index)
+    if started is not None and not started.is_final:
+        # The rules stop before an iteration that had begun (the cap was lowered).
+        iterations.set_stages(started.id, FINAL_STAGES)
+    it = iterations.get_or_create_iteration(campaign_id, index, stages=FINAL_STAGES)
+    record = StopRecord(status=decision.status, reason=decision.reason, rule=decision.rule)
+    iterations.merge_stats(it.id, {"stop_decision": record.to_doc()})
+    return it
 
 
 def decision_of(campaign_id: Any, cfg: CampaignConfig) -> StopDecision:
     """What the stopping rules say of the campaign's finished exploring iterations."""
     history = [it.stats for it in exploring_history(campaign_id)]
     return decide(history, cfg.stop, adaptive_lo=cfg.select.adaptive_lo)
+
+
+def kept_verdict(campaign: CampaignRecord) -> StopDecision | None:
+    """The verdict of an earlier release's rules, kept: a campaign it called converged.
+
+    Such a campaign has no final iteration (that release had none), and its iterations
+    lack the hold-out the rules now read: deciding again would explore on, spending DFT
+    on a campaign its user was told had converged. Its verdict is kept, and the final
+    committee trained on its labels; the final iteration stores it (``rule`` None), so
+    it holds on every later run. ``campaign`` is the record as stored before this run
+    marked it running. None: today's rules decide.
+    """
+    final = iterations.final_iteration(campaign.id)
+    if final is not None:
+        kept = final.stats.stop_decision
+        if kept is not None and kept.rule is None:
+            return StopDecision(True, kept.status, kept.reason)
+        return None
+    if campaign.status is CampaignStatus.CONVERGED:
+        return StopDecision(True, CampaignStatus.CONVERGED, campaign.status_reason)
+    return None
+
+
+def stop_decision(campaign: CampaignRecord, cfg: CampaignConfig) -> StopDecision:
+    """The decision a run acts on: the kept verdict, else today's rules."""
+    return kept_verdict(campaign) or decision_of(campaign.id, cfg)
 
 
 def exploring_history(campaign_id: Any) -> list[IterationRecord]:
@@ -214,6 +258,10 @@ def run_campaign(
             reporter.message(
                 f"resuming campaign {cfg.campaign} at iteration {campaign.current_iteration}"
             )
+        kept = kept_verdict(campaign)
+        if kept is not None and iterations.final_iteration(campaign.id) is None:
+            # Stored before the status below overwrites the verdict it comes from.
+            open_final(campaign.id, _next_index(campaign.id), kept)
         campaigns.set_campaign_status(campaign.id, CampaignStatus.RUNNING, "")
         # One work directory per run: two runs never share MACE's checkpoint files.
         workdir = get_settings().data_dir / "work" / cfg.campaign / lease.owner[:12]
@@ -240,7 +288,7 @@ def _already_finished(campaign: CampaignRecord, cfg: CampaignConfig, reporter: R
     """Whether a stored campaign is finished as the rules say (then it is said so)."""
     if not campaign.status.finished:
         return False
-    decision = decision_of(campaign.id, cfg)
+    decision = stop_decision(campaign, cfg)
     # A campaign interrupted after its last labels but before its status was written
     # goes on, and is finished by the loop; so does one finished before it had a final
     # stage (it gets its production committee).
@@ -264,8 +312,15 @@ def _loop_until_stopped(loop: Loop, index: int) -> None:
     with PrefectLabeller(loop.cfg.execution) as labeller:
         loop.label_runner = labeller  # isolated atoms (E0s) are labelled where labels are
         loop.check_lease()
-        relabel_stale(loop, labeller)
-        decision = decision_of(cid, loop.cfg)
+        relabelled = relabel_stale(loop, labeller)
+        kept = kept_verdict(loop.campaign)
+        history = exploring_history(cid)
+        if kept is None and history and (relabelled or history[-1].stats.holdout_error is None):
+            # Killed between an iteration's last labels and its statistics, or labels
+            # just recomputed at today's settings: the rules read the hold-out error, so
+            # it is measured (again) before anything is decided.
+            _measure(loop, history[-1])
+        decision = kept or decision_of(cid, loop.cfg)
         final = iterations.final_iteration(cid)
         if final is not None and not decision.stop:
             # The rules no longer stop where the final committee was trained (the
@@ -285,10 +340,15 @@ def _loop_until_stopped(loop: Loop, index: int) -> None:
                 )
                 publish_iteration(loop.cfg, history[-1], decision, loop.reporter)
             index += 1
-        last = exploring_history(cid)
-        final = run_final(loop, (last[-1].index if last else 0) + 1)
+        final = run_final(loop, _next_index(cid), decision)
         publish_iteration(loop.cfg, final, decision, loop.reporter)
         campaigns.set_campaign_status(cid, decision.status, decision.reason)
+
+
+def _next_index(campaign_id: Any) -> int:
+    """Where the final iteration goes: after the last finished exploring one."""
+    last = exploring_history(campaign_id)
+    return (last[-1].index if last else 0) + 1
 
 
 def _mark(campaign: CampaignRecord, status: CampaignStatus, reason: str) -> None:

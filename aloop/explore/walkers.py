@@ -89,7 +89,7 @@ class Frame:
     force_dev_max: float
     force_dev_mean: float
     energy_dev: float
-    #: The unsampled step kept because the next one stopped the walker on uncertainty.
+    #: The step before the walker stopped on uncertainty (kept if not sampled anyway).
     before_stop: bool = False
 
 

@@ -167,6 +167,15 @@ def test_duplicate_system_names():
         parse_config(data)
 
 
+def test_an_error_target_without_a_hold_out_is_refused():
+    data = with_change("stop.force_error_target", 0.05)
+    data["select"] = {"holdout_per_system": 0}
+    with pytest.raises(ConfigError, match=r"stop.force_error_target: the hold-out error"):
+        parse_config(data)
+    data["stop"]["force_error_target"] = None
+    assert parse_config(data).select.holdout_per_system == 0  # no target: no hold-out
+
+
 def test_foundation_model_file_must_exist():
     data = with_change("model.warm_start", "foundation")
     data["model"]["foundation_model"] = "nowhere.model"

@@ -59,6 +59,26 @@ def test_raw_document_passes_the_document_schema(campaign):
     np.testing.assert_array_equal(doc.positions, rec.positions)
 
 
+def test_md_frame_records_pass_the_document_schema(campaign):
+    """Every lineage key the walkers write (the flag on the frame before an uncertainty
+    stop included) is a field: what the fast path stored reads back as a Document."""
+    from aloop.explore.walkers import Frame, frame_records
+
+    atoms = frames(2)
+    kept = [
+        Frame("water", 1, 600.0, None, step, a, 0.4, 0.1, 0.02, before_stop=step == 7)
+        for step, a in zip((5, 7), atoms, strict=True)
+    ]
+    ids = structures.insert_structures(
+        campaign.id, frame_records(kept, [Verdict.CANDIDATE] * 2, iteration=1)
+    ).ids
+    docs = [Structure.objects.get(id=sid) for sid in ids]
+    for doc in docs:
+        doc.validate()
+    assert [d.lineage.before_stop for d in docs] == [None, True]
+    assert [d.lineage.md_step for d in docs] == [5, 7]
+
+
 def test_bad_records_are_refused_and_nothing_is_written(campaign):
     rec = records(frames(1))[0]
     rec.origin = "teleported"

@@ -152,3 +152,18 @@ def test_the_frame_before_an_uncertainty_stop_is_kept_and_becomes_a_candidate(co
     assert classify_frames(dev, np.array([True]), 0.1 * hi, hi)[0] is Verdict.CANDIDATE
     # a sampled frame above hi stays failed
     assert classify_frames(dev, np.array([False]), 0.1 * hi, hi)[0] is Verdict.FAILED
+
+
+def test_a_step_before_the_stop_sampled_on_schedule_is_flagged_not_repeated(committee):
+    """Every step sampled: the step before the stop is already a sampled frame; it is
+    flagged, not stored twice, and only it is flagged."""
+    start = molecule("H2O")
+    stop_at = 1.5 * committee.evaluate([start]).force_dev_max[0]
+    md = MDSettings(steps=400, sample_interval=1, stop_force_dev=stop_at)
+    (result,), _ = run_walkers(
+        committee, [WalkerSpec("water", start, 3000.0, seed=5, walker=0)], md
+    )
+    assert result.stop_reason == "uncertainty"
+    steps = [f.step for f in result.frames]
+    assert steps == list(range(1, result.steps_done))  # each once, the stopping step not
+    assert [f.before_stop for f in result.frames] == [False] * (len(steps) - 1) + [True]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
+import numpy as np
 import pytest
 import yaml
 
@@ -23,6 +24,9 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
     assert first.returncode == 0, first.stdout + first.stderr
     assert "campaign tiny-water: stopped" in first.stdout
     assert "iteration cap reached (2)" in first.stdout
+    # The production committee is trained once the cap fired, and its error reported.
+    assert re.search(r"iteration 3 final", first.stderr), first.stderr
+    assert re.search(r"production committee: [0-9.]+ eV/Å force RMSE on 4 hold-out", first.stdout)
     # The live display names every stage of every iteration.
     for stage in (Stage.TRAIN, Stage.EXPLORE, Stage.SELECT, Stage.LABEL):
         assert re.search(rf"iteration 2 {stage}", first.stderr), first.stderr
@@ -33,7 +37,7 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
     connection.connect(db)
     try:
         counts = check_campaign("tiny-water", committee_size=2)
-        assert counts["iterations"] == 3  # seed + 2 exploring iterations (the cap)
+        assert counts["iterations"] == 4  # seed + 2 exploring iterations (the cap) + final
         assert counts["labels_ok"] >= 12 + 1  # the seeds, and something learnt after
         campaign = campaigns.get_campaign("tiny-water")
         _check_trained_on_isolated_atom_e0s(campaign.id, counts["labels_ok"])
@@ -42,9 +46,15 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
         assert Stage.SEED in stats[0].timings and Stage.EXPLORE not in stats[0].timings
         for k in (1, 2):
             assert stats[k].explore.sampled > 0
-            assert stats[k].committee_error.n == stats[k].labelling.labelled
+            labelling = stats[k].labelling
+            assert labelling.holdout_to_label == stats[k].selection.holdout == 2
+            assert stats[k].committee_error.n == labelling.labelled - labelling.holdout_labelled
+            # the hold-out accumulates: two frames drawn per iteration (tiny-water's default)
+            assert (stats[k].holdout_error.n, stats[k].holdout_error.n_new) == (2 * k, 2)
+            assert stats[k].calibration.n == stats[k].committee_error.n + 2 * k
             label = stats[k].timings[Stage.LABEL]
             assert label.wall_s >= label.compute_s
+        assert stats[3].final.final_holdout.n == 4
         before = campaign.updated_at
     finally:
         connection.disconnect()
@@ -58,20 +68,33 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
     assert again.returncode == 0, again.stdout + again.stderr
     assert "already stopped" in again.stderr
 
-    # Interrupted after its last labels but before its status was written: a re-run
-    # finishes it with the rules' status instead of staying "interrupted".
+    # Interrupted after its last labels but before their statistics (so before the final
+    # iteration) and before its status was written: a re-run measures the hold-out error
+    # first, as the rules read it, then trains the final committee (its members already
+    # stored: none retrained) and finishes with the rules' status, not "interrupted".
     connection.connect(db)
     try:
         campaign = campaigns.get_campaign("tiny-water")
         campaigns.set_campaign_status(campaign.id, CampaignStatus.STOPPED, "interrupted")
+        store = connection.database()["iterations"]
+        store.delete_one({"campaign": campaign.id, "index": 3})
+        unset = dict.fromkeys(("stats.holdout_error", "stats.calibration"), "")
+        store.update_one({"campaign": campaign.id, "index": 2}, {"$unset": unset})
     finally:
         connection.disconnect()
     finish = run_aloop(["run", str(tiny_config), "--db", db], env)
     assert finish.returncode == 0, finish.stdout + finish.stderr
     assert "iteration cap reached (2)" in finish.stdout
+    assert "hold-out: " in finish.stderr + finish.stdout
     connection.connect(db)
     try:
         assert check_campaign("tiny-water", committee_size=2)["label_ids"] == counts["label_ids"]
+        restored = {it.index: it.stats for it in iterations.campaign_iterations(campaign.id)}
+        # the same numbers (the batched evaluation's sums may differ in the last bit)
+        assert _close(restored[2].holdout_error, stats[2].holdout_error)
+        assert _close(restored[2].calibration, stats[2].calibration)
+        assert _close(restored[3].final.final_holdout, stats[3].final.final_holdout)
+        assert restored[3].final.final.members_trained == 0
         before = campaigns.get_campaign("tiny-water").updated_at
     finally:
         connection.disconnect()
@@ -83,6 +106,17 @@ def test_aloop_run_completes_and_resumes_without_new_work(prefect_api, tiny_conf
         assert campaigns.get_campaign("tiny-water").updated_at == before
     finally:
         connection.disconnect()
+
+
+def _close(a, b) -> bool:
+    """Two statistics records equal up to floating-point rounding."""
+    da, db = a.model_dump(), b.model_dump()
+    return da.keys() == db.keys() and all(
+        np.allclose(da[k], db[k], rtol=1e-9, atol=0)
+        if isinstance(da[k], (float, list))
+        else da[k] == db[k]
+        for k in da
+    )
 
 
 def _check_trained_on_isolated_atom_e0s(campaign_id, labels_ok: int) -> None:
@@ -99,7 +133,7 @@ def _check_trained_on_isolated_atom_e0s(campaign_id, labels_ok: int) -> None:
     ]
     e0s = {a.symbol: a.energy for a in atoms}
     members = list(Model.objects(campaign=campaign_id))
-    assert len(members) == 4  # two iterations of two members
+    assert len(members) == 6  # two iterations and the final committee, two members each
     for m in members:
         assert m.hyperparameters["e0s"] == "isolated_atoms"
         assert m.hyperparameters["atomic_energies"] == e0s
@@ -132,6 +166,8 @@ def test_changed_science_is_refused_and_raising_the_cap_continues(
     env = campaign_env(prefect_api, tmp_path / "data")
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["stop"]["max_iterations"] = 1
+    # The trust window in calibrated units: iteration 2 reads iteration 1's scale.
+    cfg["select"]["trust"]["calibrated"] = True
     short = tmp_path / "short.yaml"
     short.write_text(yaml.safe_dump(cfg))
     done = run_aloop(["run", str(short), "--db", db], env)
@@ -154,11 +190,25 @@ def test_changed_science_is_refused_and_raising_the_cap_continues(
     longer.write_text(yaml.safe_dump(cfg))
     more = run_aloop(["run", str(longer), "--db", db], env)
     assert more.returncode == 0, more.stdout + more.stderr
-    assert "resuming campaign tiny-water at iteration 1" in more.stderr
+    # The final iteration (2) becomes an exploring one: its members, trained on every
+    # label before it, are that iteration's committee, not trained again.
+    assert "resuming campaign tiny-water at iteration 2" in more.stderr
+    assert "iteration 2: the stopping rules no longer hold; exploring on" in more.stderr
+    assert re.search(r"iteration 2 train .* 0 member\(s\) trained", more.stderr), more.stderr
     assert "iteration cap reached (2)" in more.stdout
     connection.connect(db)
     try:
-        assert check_campaign("tiny-water", committee_size=2)["iterations"] == 3
+        assert check_campaign("tiny-water", committee_size=2)["iterations"] == 4
+        cid = campaigns.get_campaign("tiny-water").id
+        stats = {it.index: it.stats for it in iterations.campaign_iterations(cid)}
+        assert stats[1].explore.systems[0].calibration_scale == 1.0  # nothing fitted yet
+        fitted = stats[1].calibration
+        assert fitted.n >= 5 and fitted.scale > 0
+        (water,) = stats[2].explore.systems
+        assert water.calibration_scale == fitted.scale
+        # lo is read on the calibrated deviation: the accurate frames are those whose
+        # scaled deviation lies below it
+        assert water.fixed_lo == 0.02
     finally:
         connection.disconnect()
     shutil.rmtree(tmp_path / "data", ignore_errors=True)

@@ -10,6 +10,9 @@ document of its store (GridFS weights included) dumped as extended JSON, and the
 from __future__ import annotations
 
 import gzip
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ import yaml
 from bson import json_util
 
 from db import connection
-from tests.flows.conftest import campaign_env, run_aloop
+from tests.flows.conftest import campaign_env, run_aloop, start_aloop
 from tests.flows.consistency import check_campaign
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "legacy_campaign"
@@ -119,3 +122,62 @@ def _check_relabelled(config: dict) -> None:
     trained_on = set(Model.objects(campaign=campaign.id, iteration=2).first().training_set)
     at_now = {lab.structure.id for lab in stored if lab.settings_hash == now}
     assert trained_on <= at_now
+
+
+def test_a_campaign_converged_under_the_old_rules_stays_converged(prefect_api, tmp_path):
+    """The old release had no hold-out and counted frames, not walker time: re-deciding
+    its converged campaign under today's rules would explore on. Its verdict is kept and
+    only the production committee is trained (on its labels, relabelled at today's
+    settings), and the next run finds it finished."""
+    db = f"embedded://{tmp_path / 'db'}"
+    _restore(db)
+    reason = "accurate ratio 0.97 >= 0.95 in each of the last 1 iteration(s)"
+    connection.connect(db)
+    try:
+        connection.database()["campaigns"].update_one(
+            {"name": "legacy-water"}, {"$set": {"status": "converged", "status_reason": reason}}
+        )
+    finally:
+        connection.disconnect()
+    env = campaign_env(prefect_api, tmp_path / "data")
+    env["ALOOP_RUN_LEASE_S"] = "4"  # the killed run's lease expires within the test
+    path = tmp_path / "legacy-water.yaml"
+    path.write_text((FIXTURE / "legacy-water.yaml").read_text())
+    config = yaml.safe_load(path.read_text())
+    config["stop"]["max_iterations"] = 5  # today's rules alone would explore on
+    path.write_text(yaml.safe_dump(config))
+
+    # Killed as soon as the run has marked the campaign running (the stored verdict
+    # overwritten): the kept verdict is already stored with the final iteration.
+    log = tmp_path / "killed.log"
+    proc = start_aloop(["run", str(path), "--db", db], env, log)
+    connection.connect(db)
+    try:
+        campaigns = connection.database()["campaigns"]
+        deadline = time.monotonic() + 300
+        while campaigns.find_one({"name": "legacy-water"})["status"] != "running":
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        final = connection.database()["iterations"].find_one({"index": 2})
+        assert final["stats"]["stop_decision"] == {"status": "converged", "reason": reason}
+    finally:
+        connection.disconnect()
+    time.sleep(4)  # the lease's length: it has expired
+
+    resumed = run_aloop(["run", str(path), "--db", db], env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert reason in resumed.stdout
+    assert "iteration 2 final" in resumed.stderr + resumed.stdout
+    assert "iteration 2 explore" not in resumed.stderr + resumed.stdout
+    connection.connect(db)
+    try:
+        counts = check_campaign("legacy-water", committee_size=2)
+    finally:
+        connection.disconnect()
+    assert counts["iterations"] == 3  # seed, the old exploring iteration, the final one
+
+    again = run_aloop(["run", str(path), "--db", db], env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"already converged: {reason}" in again.stderr + again.stdout
