@@ -66,7 +66,9 @@ def run_campaign(config: Path, cfg: dict, work: Path, counter: Iterator[int]) ->
     campaign_id = campaigns.get_campaign(name).id
     stats = {it.index: it.stats for it in iterations.campaign_iterations(campaign_id)}
     connection.disconnect()
-    return {"result": dataclasses.asdict(result), "stats": stats}
+    held = result.final_holdout  # a pydantic record inside the dataclass
+    outcome = {**dataclasses.asdict(result), "final_holdout": held and held.to_doc()}
+    return {"result": outcome, "stats": stats}
 
 
 def iteration_row(k: int, it: IterationStats, workers: int) -> tuple[dict, float, float, float]:
