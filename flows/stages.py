@@ -535,15 +535,15 @@ def iteration_errors(loop: Loop, iteration: IterationRecord) -> IterationErrors:
     _, held = labels.labelled_frames(loop.campaign.id, hashes, before_iteration=k + 1, holdout=True)
     errors = frame_errors(committee, [*new, *held])
     new_err, held_err = errors.take(range(len(new))), errors.take(range(len(new), len(errors)))
-    n_new = sum(a.info["iteration"] == k for a in held)
+    held_new = np.array([a.info["iteration"] == k for a in held], bool)  # drawn in k
     previous = iterations.find_iteration(loop.campaign.id, k - 1)
     return IterationErrors(
         committee_error(new_err),
-        holdout_error(held_err, n_new=n_new),
+        holdout_error(held_err, n_new=int(held_new.sum())),
         fit_calibration(
             errors,
             previous.stats.calibration if previous is not None else None,
-            fresh=np.array([True] * len(new) + [a.info["iteration"] == k for a in held]),
+            fresh=np.concatenate([np.ones(len(new), bool), held_new]),
         ),
     )
 
