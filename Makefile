@@ -33,10 +33,12 @@ $(WIRE)/.installed:
 
 # Debian's chromium for the dashboard's browser tests (Playwright drives it; it never
 # downloads a browser of its own) and Debian's docker-compose to check docker/compose.yaml
-# (no Docker engine is needed for that). Needs root, as on CI and the development machines.
+# (no Docker engine is needed for that), and Debian's cp2k (cp2k_shell), the periodic
+# labelling engine. Needs root, as on CI and the development machines.
 install-tools:
-	command -v chromium >/dev/null && command -v docker-compose >/dev/null || { \
-	  apt-get update -qq && apt-get install -y -qq chromium docker-compose >/dev/null; }
+	command -v chromium >/dev/null && command -v docker-compose >/dev/null \
+	  && command -v cp2k_shell >/dev/null || { \
+	  apt-get update -qq && apt-get install -y -qq chromium docker-compose cp2k >/dev/null; }
 
 demo: install
 	$(BIN)/aloop run configs/demo-water.yaml
@@ -47,7 +49,7 @@ lint: install
 
 # pytest exits 5 when it collects nothing, which fails this target like any other error.
 test: lint install-wire install-tools
-	ALOOP_REQUIRE_WIRE=1 ALOOP_REQUIRE_BROWSER=1 ALOOP_REQUIRE_COMPOSE=1 ALOOP_REQUIRE_DASK=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
+	ALOOP_REQUIRE_WIRE=1 ALOOP_REQUIRE_BROWSER=1 ALOOP_REQUIRE_COMPOSE=1 ALOOP_REQUIRE_DASK=1 ALOOP_REQUIRE_CP2K=1 ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python -m pytest
 
 bench-db: install install-wire
 	ALOOP_TEST_WIRE_PYTHON=$(WIRE)/bin/python $(BIN)/python benchmarks/db_bench.py

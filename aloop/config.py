@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from aloop.config_file import CampaignFileError, read_campaign_yaml
 from aloop.config_sections import (
+    CP2KDFT,
     SCF_STRATEGIES,
     DatabaseConfig,
     DFTConfig,
@@ -40,9 +41,10 @@ from aloop.config_sections import (
 )
 from aloop.errors import UserError
 from aloop.structures import check_system_structures, resolve_path
-from aloop.vocabulary import E0Source, SpinPolicy
+from aloop.vocabulary import E0Source, Engine, SpinPolicy
 
 __all__ = [
+    "CP2KDFT",
     "HASH_NEUTRAL_DEFAULTS",
     "SCF_STRATEGIES",
     "CampaignConfig",
@@ -82,6 +84,11 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("dft", "ecp"): "auto",
     ("dft", "spin"): SpinPolicy.RESTRICTED,
     ("dft", "scf.stability_rounds"): 3,
+    ("dft", "engine"): Engine.PYSCF,
+    ("initial", "strained_per_structure"): 0,  # not vocabulary: the config section
+    ("initial", "max_volumetric_strain"): 0.08,  # not vocabulary
+    ("initial", "max_shear_strain"): 0.04,  # not vocabulary
+    ("dft", "cp2k"): CP2KDFT().model_dump(mode="json"),  # not vocabulary
     ("select", "trust.calibrated"): False,  # not vocabulary: the config section
     # A resumed campaign starts drawing its hold-out at the next exploration: the frames
     # show it (verdict holdout), and the earlier iterations' labels are unchanged.

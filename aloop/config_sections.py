@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from aloop.vocabulary import E0Source, SpinPolicy
+from aloop.vocabulary import E0Source, Engine, SpinPolicy
 
 #: Largest count any setting may hold: beyond it a loop or an allocation never ends.
 MAX_COUNT = 10**9
@@ -128,6 +128,38 @@ class PeriodicDFT(Section):
     )
 
 
+class CP2KDFT(Section):
+    """Options of the CP2K engine (``dft.engine: cp2k``): Quickstep GPW at the Γ point.
+
+    Basis and potential names are looked up in the named files, which CP2K finds in its
+    data directory (Debian: /usr/share/cp2k) or at the path given; each file's sha256 is
+    part of the label's settings hash, so an edited basis file is a new surface.
+    """
+
+    basis: Name = Field("DZVP-MOLOPT-SR-GTH", description="basis set name, every element")
+    potential: Name = Field("GTH-PBE", description="GTH pseudopotential name, every element")
+    basis_file: Name = "BASIS_MOLOPT"
+    potential_file: Name = "GTH_POTENTIALS"
+    cutoff_ry: Annotated[float, _NUMBER, Field(gt=0, le=10000)] = Field(
+        300.0, description="Rydberg: the finest multigrid's plane-wave cutoff (MGRID CUTOFF)"
+    )
+    rel_cutoff_ry: Annotated[float, _NUMBER, Field(gt=0, le=1000)] = Field(
+        40.0, description="Rydberg: the Gaussian-to-grid mapping cutoff (MGRID REL_CUTOFF)"
+    )
+    eps_scf: Annotated[float, _NUMBER, Field(gt=0, lt=1e-2)] = Field(
+        1e-6, description="SCF convergence on the density (Hartree), inner and outer loop"
+    )
+    max_scf: Annotated[int, _NUMBER, Field(gt=0, le=10**4)] = Field(
+        30, description="orbital-transformation (OT) steps per outer SCF iteration"
+    )
+    outer_max_scf: Annotated[int, _NUMBER, Field(gt=0, le=10**3)] = Field(
+        10, description="outer SCF iterations; an SCF not converged after them fails"
+    )
+    command: Name = Field(
+        "cp2k_shell", description="the cp2k_shell executable, on PATH or as a path"
+    )
+
+
 class SCFConfig(Section):
     """SCF convergence, wall-clock limit and the ordered recovery ladder."""
 
@@ -173,8 +205,13 @@ class GeometryGuard(Section):
 
 
 class DFTConfig(Section):
-    """Reference method for labelling (PySCF)."""
+    """Reference method for labelling (PySCF, or CP2K for periodic cells)."""
 
+    engine: Engine = Field(
+        Engine.PYSCF,
+        description="pyscf (molecules, and Γ-point cells) or cp2k (periodic cells with "
+        "stress; the 'cp2k' section)",
+    )
     method: Literal["HF", "DFT"] = "DFT"
     xc: Name = "PBE"
     basis: Name = "def2-SVP"
@@ -195,8 +232,24 @@ class DFTConfig(Section):
         "re-solves unrestricted from the unstable orbitals",
     )
     periodic: PeriodicDFT = PeriodicDFT()
+    cp2k: CP2KDFT = CP2KDFT()
     scf: SCFConfig = SCFConfig()
     guard: GeometryGuard = GeometryGuard()
+
+    @model_validator(mode="after")
+    def _engine_supports(self) -> DFTConfig:
+        if self.engine is not Engine.CP2K:
+            return self
+        if self.method != "DFT":
+            raise ValueError("engine cp2k: only method DFT (Quickstep GPW) is supported")
+        if self.dispersion is not None:
+            raise ValueError("engine cp2k: dispersion is not supported yet; leave it out")
+        if self.periodic.smearing_hartree:
+            raise ValueError(
+                "engine cp2k: smearing is not supported yet (its OT solver is for gapped "
+                "systems); set dft.periodic.smearing_hartree to 0"
+            )
+        return self
 
     @field_validator("method", mode="before")
     @classmethod
@@ -370,6 +423,19 @@ class InitialConfig(Section):
     rattled_per_structure: Annotated[int, _NUMBER, Field(ge=0, le=10**5)] = 8
     #: beyond 1 Å per coordinate a rattle tears the molecule apart
     rattle_stdev: Annotated[float, _NUMBER, Field(gt=0, le=1)] = Field(0.05, description="Å")
+    strained_per_structure: Annotated[int, _NUMBER, Field(ge=0, le=10**5)] = Field(
+        0,
+        description="periodic starting cells only: strained and rattled copies, so the "
+        "committee sees other volumes and cell shapes (the virial) before NPT exploration",
+    )
+    max_volumetric_strain: Annotated[float, _NUMBER, Field(ge=0, lt=0.5)] = Field(
+        0.08,
+        description="each strained copy's isotropic linear strain is drawn uniformly from "
+        "[-this, +this] (0.08: volumes from 0.78 to 1.26 of the start)",
+    )
+    max_shear_strain: Annotated[float, _NUMBER, Field(ge=0, lt=0.5)] = Field(
+        0.04, description="each off-diagonal strain component drawn from [-this, +this]"
+    )
     seed: Seed = 0
 
 

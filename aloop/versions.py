@@ -6,7 +6,7 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 #: Distribution names whose versions every provenance record carries.
-TRACKED = ("aloop", "ase", "mace-torch", "torch", "pyscf", "numpy")
+TRACKED = ("aloop", "ase", "mace-torch", "torch", "pyscf", "numpy")  # not vocabulary
 
 
 @cache

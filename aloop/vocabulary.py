@@ -35,6 +35,9 @@ class Origin(StrEnum):
 
     INITIAL = "initial"
     RATTLED = "rattled"
+    #: A starting cell strained (isotropic and shear) and rattled: iteration 0's view of
+    #: other volumes and shapes, so the committee's virial is trained before NPT.
+    STRAINED = "strained"
     MD = "md"
     IMPORTED = "imported"
     #: One element's atom alone, labelled for its reference energy (MACE's E0s).
@@ -62,6 +65,16 @@ class Stability(StrEnum):
     INTERNAL_UNSTABLE = "internal_unstable"
     #: PySCF has no stability analysis for this mean field; nothing is claimed.
     NOT_ANALYSED = "not_analysed"
+
+
+class Engine(StrEnum):
+    """The code that computes a campaign's labels (``dft.engine``)."""
+
+    #: PySCF: molecules, and periodic cells at the Γ point (the default).
+    PYSCF = "pyscf"
+    #: CP2K's Quickstep (GPW) through ASE's calculator and ``cp2k_shell``: periodic cells
+    #: with energy, forces and stress from one SCF (molten salts, solids).
+    CP2K = "cp2k"
 
 
 class SpinPolicy(StrEnum):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ase.calculators.calculator import CalculationFailed, InputError, SCFError
 
 from aloop.records import LabelRecord
-from aloop.vocabulary import LabelStatus
+from aloop.vocabulary import Engine, LabelStatus
 from dft.calculator import PySCFCalculator
 from dft.guard import guard_reason
 from dft.scf import SCFTimeout
@@ -47,12 +47,12 @@ def label_structure(
         "settings": settings.result_fields(),
         "host": socket.gethostname(),
         "threads": threads or _threads(),
-        "code_versions": {"pyscf": settings.pyscf_version},
+        "code_versions": settings.code_versions,
     }
     reason = guard_reason(atoms, charge, multiplicity, settings.min_distance_factor)
     if reason is not None:
         return LabelRecord(status=LabelStatus.REJECTED, error=reason, wall_time=0.0, **common)
-    calc = PySCFCalculator(settings, charge=charge, multiplicity=multiplicity)
+    calc = _calculator(settings, charge, multiplicity)
     work = atoms.copy()
     work.calc = calc
     start = time.perf_counter()
@@ -83,6 +83,15 @@ def label_structure(
         wall_time=_since(start),
         **common,
     )
+
+
+def _calculator(settings: LabelSettings, charge: int, multiplicity: int) -> Any:
+    """The engine's calculator: a new PySCF one, or this process's CP2K shell."""
+    if settings.engine == Engine.CP2K:
+        from dft.cp2k import shared_calculator
+
+        return shared_calculator(settings, charge, multiplicity)
+    return PySCFCalculator(settings, charge=charge, multiplicity=multiplicity)
 
 
 def _failure_text(exc: Exception, settings: LabelSettings) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from ase.calculators.calculator import InputError
 
 from aloop.structures import load_system_structures
+from aloop.vocabulary import Engine
 from dft.ecp import ecp_map
 from dft.settings import LabelSettings
 
@@ -36,6 +37,8 @@ def dft_name_problems(cfg: CampaignConfig, base_dir: Path) -> list[str]:
     """
     molecular, periodic = _elements(cfg, base_dir)
     dft = cfg.dft
+    if dft.engine == Engine.CP2K:
+        return cp2k_name_problems(cfg, molecular, periodic)
     problems = []
     if dft.method == "DFT" and (why := _xc_problem(dft.xc)):
         problems.append(f"dft.xc: PySCF does not know the functional {dft.xc!r} ({why})")
@@ -56,6 +59,47 @@ def dft_name_problems(cfg: CampaignConfig, base_dir: Path) -> list[str]:
         except InputError as exc:
             problems.append(f"dft.ecp: {exc}")
     return problems
+
+
+def cp2k_name_problems(cfg: CampaignConfig, molecular: list[str], periodic: list[str]) -> list[str]:
+    """The CP2K engine's checks: every system periodic, cp2k_shell on this machine, the
+    basis and potential files present and naming an entry for every element."""
+    from dft.cp2k import CP2KNotFound, data_file, executable
+
+    dft = cfg.dft
+    problems = []
+    if molecular:
+        problems.append(
+            "dft.engine: cp2k labels periodic cells; these elements come from a "
+            f"non-periodic system: {', '.join(molecular)}"
+        )
+    try:
+        executable(dft.cp2k.command)
+    except CP2KNotFound as exc:
+        problems.append(f"dft.cp2k.command: {exc}")
+    for key, name, file_name in (
+        ("dft.cp2k.basis", dft.cp2k.basis, dft.cp2k.basis_file),
+        ("dft.cp2k.potential", dft.cp2k.potential, dft.cp2k.potential_file),
+    ):
+        try:
+            path = data_file(file_name)
+        except CP2KNotFound as exc:
+            problems.append(f"{key}_file: {exc}")
+            continue
+        missing = [e for e in periodic if not _cp2k_entry(path, e, name)]
+        if missing:
+            problems.append(f"{key}: {file_name} has no {name!r} for {', '.join(missing)}")
+    return problems
+
+
+def _cp2k_entry(path: Path, element: str, name: str) -> bool:
+    """Whether the CP2K data file names ``name`` for ``element`` (an entry line is the
+    element followed by its names and aliases)."""
+    for line in path.read_text(errors="replace").splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].lower() == element.lower() and name in words[1:]:
+            return True
+    return False
 
 
 def _elements(cfg: CampaignConfig, base_dir: Path) -> tuple[list[str], list[str]]:

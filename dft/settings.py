@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 
 from aloop.config import DFTConfig, config_field, from_section
-from aloop.vocabulary import SpinPolicy
+from aloop.vocabulary import Engine, SpinPolicy
 
 #: The campaign schema's ``dft`` section at its defaults: the one place they are defined.
 _DFT = DFTConfig()
@@ -17,6 +17,8 @@ _DFT = DFTConfig()
 #: old and the new code never share a hash. 2: SCF stability analysis, the free energy
 #: of smeared SCFs, def2 ECPs, periodic stress (issue 18).
 LABEL_PROTOCOL = 2
+#: The k-point sampling of every periodic label: the Γ point only.
+KPOINTS = "gamma"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class LabelSettings:
     a campaign that leaves a key out and code that builds settings directly agree.
     """
 
+    engine: Engine = config_field(_DFT, "engine")  # noqa: RUF009 (a dataclasses.field)
     method: str = config_field(_DFT, "method")
     xc: str = config_field(_DFT, "xc")
     basis: str = config_field(_DFT, "basis")
@@ -53,7 +56,17 @@ class LabelSettings:
     stability_rounds: int = config_field(_DFT, "scf.stability_rounds")
     timeout_s: float = config_field(_DFT, "scf.timeout_s")
     min_distance_factor: float = config_field(_DFT, "guard.min_distance_factor")
-    pyscf_version: str = field(default_factory=lambda: version("pyscf"))
+    cp2k_basis: str = config_field(_DFT, "cp2k.basis")
+    cp2k_potential: str = config_field(_DFT, "cp2k.potential")
+    cp2k_basis_file: str = config_field(_DFT, "cp2k.basis_file")
+    cp2k_potential_file: str = config_field(_DFT, "cp2k.potential_file")
+    cutoff_ry: float = config_field(_DFT, "cp2k.cutoff_ry")
+    rel_cutoff_ry: float = config_field(_DFT, "cp2k.rel_cutoff_ry")
+    eps_scf: float = config_field(_DFT, "cp2k.eps_scf")
+    cp2k_max_scf: int = config_field(_DFT, "cp2k.max_scf")
+    cp2k_outer_max_scf: int = config_field(_DFT, "cp2k.outer_max_scf")
+    cp2k_command: str = config_field(_DFT, "cp2k.command")
+    pyscf_version: str = field(default_factory=lambda: version("pyscf"))  # not vocabulary
 
     @classmethod
     def from_config(cls, dft: DFTConfig, periodic: bool = False) -> LabelSettings:
@@ -75,12 +88,23 @@ class LabelSettings:
             return self.basis if self.basis.lower().startswith("def2") else None
         return None if name.lower() == "none" else name
 
+    @property
+    def code_versions(self) -> dict[str, str]:
+        """The version of the code that computes the labels, as each label records it."""
+        if self.engine == Engine.CP2K:
+            from dft.cp2k import cp2k_version
+
+            return {"cp2k": cp2k_version(self.cp2k_command)}
+        return {"pyscf": self.pyscf_version}
+
     def result_fields(self) -> dict:
         """The settings that change a label's numbers (and so belong in its hash).
 
         The ladder and the limits (how hard to try) are left out; every label records
         how its SCF went and whether the solution is stable.
         """
+        if self.engine == Engine.CP2K:
+            return self._cp2k_fields()
         keep = {
             "method",
             "basis",
@@ -109,6 +133,37 @@ class LabelSettings:
         fields["label_protocol"] = LABEL_PROTOCOL
         return dict(sorted(fields.items()))
 
+    def _cp2k_fields(self) -> dict:
+        """The CP2K engine's hash inputs: its version, the basis and potential names and
+        the sha256 of the files they are read from, the grid, the SCF threshold, the
+        functional, the k-points and the spin (the OT step limits decide only whether a
+        label converges, and are left out like the PySCF ladder)."""
+        from dft.cp2k import cp2k_version, data_file, file_sha256
+
+        basis_file = data_file(self.cp2k_basis_file)
+        potential_file = data_file(self.cp2k_potential_file)
+        fields = {
+            "engine": str(self.engine),
+            "cp2k_version": cp2k_version(self.cp2k_command),
+            "method": self.method,
+            "xc": self.xc,
+            "basis": self.cp2k_basis,
+            "basis_file": self.cp2k_basis_file,
+            "basis_file_sha256": file_sha256(str(basis_file)),
+            "potential": self.cp2k_potential,
+            "potential_file": self.cp2k_potential_file,
+            "potential_file_sha256": file_sha256(str(potential_file)),
+            "cutoff_ry": self.cutoff_ry,
+            "rel_cutoff_ry": self.rel_cutoff_ry,
+            "eps_scf": self.eps_scf,
+            "smearing_hartree": self.smearing_hartree,
+            "kpoints": KPOINTS,
+            "spin": str(self.spin),
+            "periodic": self.periodic,
+            "label_protocol": LABEL_PROTOCOL,
+        }
+        return dict(sorted(fields.items()))
+
     def settings_hash(self) -> str:
         """sha256 of :meth:`result_fields`: one label per structure per hash."""
         blob = json.dumps(self.result_fields(), sort_keys=True, separators=(",", ":"))
@@ -117,5 +172,7 @@ class LabelSettings:
     @property
     def description(self) -> str:
         """Short human form, e.g. ``PBE/def2-SVP`` or ``HF/sto-3g``."""
+        if self.engine == Engine.CP2K:
+            return f"{self.xc}/{self.cp2k_basis} (CP2K, {self.cutoff_ry:g} Ry)"
         basis = self.pbc_basis if self.periodic else self.basis
         return f"{'HF' if self.method == 'HF' else self.xc}/{basis}"

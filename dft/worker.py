@@ -167,7 +167,7 @@ def failed_label(
         error=error,
         wall_time=None if wall is None else round(wall, 3),
         host=socket.gethostname(),
-        code_versions={"pyscf": settings.pyscf_version},
+        code_versions=settings.code_versions,
     )
 
 

@@ -73,14 +73,13 @@ if TYPE_CHECKING:
 
 
 def seed_stage(loop: Loop, iteration: IterationRecord) -> tuple[SeedStats, float]:
-    """Iteration 0: the starting structures plus rattled copies, all selected to label."""
+    """Iteration 0: the starting structures plus rattled (and, for cells, strained)
+    copies, all selected to label."""
     cfg = loop.cfg
     records = []
     for system in cfg.systems:
         starts = loop.starts[system.name]
-        for atoms, origin, parent in seed_structures(
-            starts, cfg.initial.rattled_per_structure, cfg.initial.rattle_stdev, cfg.initial.seed
-        ):
+        for atoms, origin, parent in seed_structures(starts, cfg.initial):
             lineage = {}
             if parent is not None:
                 digest = atoms_hash(starts[parent], system.charge, system.multiplicity)

@@ -75,6 +75,9 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         del data["model"][key]
     del data["dft"]["ecp"], data["dft"]["spin"], data["dft"]["scf"]["stability_rounds"]
     del data["select"]["trust"]["calibrated"], data["select"]["holdout_per_system"]
+    del data["dft"]["engine"], data["dft"]["cp2k"]
+    for key in ("strained_per_structure", "max_volumetric_strain", "max_shear_strain"):
+        del data["initial"][key]
     before = hashlib.sha256(
         json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
@@ -90,6 +93,9 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         ("dft.scf.stability_rounds", 5),
         ("select.trust.calibrated", True),
         ("select.holdout_per_system", 0),
+        ("dft.cp2k.cutoff_ry", 400.0),
+        ("initial.strained_per_structure", 4),
+        ("initial.max_shear_strain", 0.02),
     ]:
         assert parse_config(with_change(key, value)).result_hash() != before, key
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aloop.config import StopConfig
+from aloop.config import InitialConfig, StopConfig
 from aloop.convergence import decide
 from aloop.explore.classify import adaptive_lower, classify, statistics, time_ratio
 from aloop.initial import rattled_copies, seed_structures
@@ -176,8 +176,11 @@ def test_seed_structures_are_reproducible_and_keep_their_parent():
     from ase.build import molecule
 
     water = molecule("H2O")
-    a = seed_structures([water], n_rattled=3, stdev=0.05, seed=1)
-    b = seed_structures([water], n_rattled=3, stdev=0.05, seed=1)
+    initial = InitialConfig(
+        rattled_per_structure=3, rattle_stdev=0.05, seed=1, strained_per_structure=2
+    )
+    a = seed_structures([water], initial)  # a molecule: no strained copies
+    b = seed_structures([water], initial)
     assert [o for _, o, _ in a] == [Origin.INITIAL, Origin.RATTLED, Origin.RATTLED, Origin.RATTLED]
     assert [p for _, _, p in a] == [None, 0, 0, 0]
     for (x, _, _), (y, _, _) in zip(a, b, strict=True):
@@ -185,3 +188,34 @@ def test_seed_structures_are_reproducible_and_keep_their_parent():
     moved = rattled_copies(water, 200, 0.05, seed=3)
     disp = [m.positions - water.positions for m in moved]
     assert abs(np.std(disp) - 0.05) < 0.005
+
+
+def test_periodic_seeds_include_strained_cells_over_the_configured_range():
+    from ase.build import bulk
+
+    cell = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    initial = InitialConfig(
+        rattled_per_structure=2,
+        strained_per_structure=40,
+        max_volumetric_strain=0.08,
+        max_shear_strain=0.04,
+        seed=5,
+    )
+    seeds = seed_structures([cell], initial)
+    assert [o for _, o, _ in seeds].count(Origin.STRAINED) == 40
+    strained = [a for a, o, _ in seeds if o is Origin.STRAINED]
+    assert all(p == 0 for _, o, p in seeds if o is Origin.STRAINED)
+    ratios = np.array([a.get_volume() / cell.get_volume() for a in strained])
+    # isotropic strain of +-8 % spans volumes 0.78-1.26; the draw covers both sides
+    assert ratios.min() < 0.9 and ratios.max() > 1.1
+    assert ratios.min() > 0.92**3 * 0.97 and ratios.max() < 1.08**3 * 1.03
+    shears = np.array(
+        [np.abs(a.cell.array - np.diag(np.diag(a.cell.array))).max() for a in strained]
+    )
+    assert shears.max() > 0.01 * 5.64 and shears.max() < 2 * 0.04 * 5.64 * 1.1
+    # atoms move with the cell (fractional coordinates kept, then rattled)
+    frac = [a.get_scaled_positions(wrap=False) - cell.get_scaled_positions() for a in strained]
+    assert np.abs(frac).max() < 0.1
+    again = seed_structures([cell], initial)
+    for (x, _, _), (y, _, _) in zip(seeds, again, strict=True):
+        assert (x.cell.array == y.cell.array).all() and (x.positions == y.positions).all()

@@ -4,6 +4,7 @@ input that changes a label's numbers changes it)."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,17 @@ def test_defaults_are_the_configs_defaults():
         "stability_rounds": 3,
         "timeout_s": 3600.0,
         "min_distance_factor": 0.5,
+        "engine": "pyscf",
+        "cp2k_basis": "DZVP-MOLOPT-SR-GTH",
+        "cp2k_potential": "GTH-PBE",
+        "cp2k_basis_file": "BASIS_MOLOPT",
+        "cp2k_potential_file": "GTH_POTENTIALS",
+        "cutoff_ry": 300.0,
+        "rel_cutoff_ry": 40.0,
+        "eps_scf": 1e-06,
+        "cp2k_max_scf": 30,
+        "cp2k_outer_max_scf": 10,
+        "cp2k_command": "cp2k_shell",
         "pyscf_version": "x",
     }
 
@@ -134,6 +146,39 @@ EFFORT = {
 }
 
 
+#: The CP2K engine's number-changing inputs (tests/dft/test_cp2k.py checks the basis
+#: file's content too); its version is read from the installed binary.
+CP2K_CHANGES = {
+    "engine": "pyscf",
+    "xc": "BLYP",
+    "cp2k_basis": "SZV-MOLOPT-SR-GTH",
+    "cp2k_potential": "GTH-BLYP",
+    "cp2k_basis_file": "BASIS_MOLOPT_UZH",
+    "cp2k_potential_file": "POTENTIAL",
+    "cutoff_ry": 400.0,
+    "rel_cutoff_ry": 60.0,
+    "eps_scf": 1e-7,
+    "spin": "broken_symmetry",
+}
+#: What only decides how hard CP2K tries (or where it is found).
+CP2K_EFFORT = {"cp2k_max_scf": 60, "cp2k_outer_max_scf": 20, "cp2k_command": "cp2k_shell"}
+NEEDS_CP2K = pytest.mark.skipif(shutil.which("cp2k_shell") is None, reason="no cp2k_shell")
+
+
+@NEEDS_CP2K
+@pytest.mark.parametrize(("name", "value"), sorted(CP2K_CHANGES.items()))
+def test_each_cp2k_input_changes_the_hash(name, value):
+    base = LabelSettings(engine="cp2k", periodic=True)
+    assert dataclasses.replace(base, **{name: value}).settings_hash() != base.settings_hash()
+
+
+@NEEDS_CP2K
+@pytest.mark.parametrize(("name", "value"), sorted(CP2K_EFFORT.items()))
+def test_cp2k_effort_settings_leave_the_hash_alone(name, value):
+    base = LabelSettings(engine="cp2k", periodic=True)
+    assert dataclasses.replace(base, **{name: value}).settings_hash() == base.settings_hash()
+
+
 @pytest.mark.parametrize(("name", "value"), sorted(MOLECULAR_CHANGES.items()))
 def test_each_molecular_input_changes_the_hash(name, value):
     base = LabelSettings(density_fit=name == "auxbasis")
@@ -154,7 +199,13 @@ def test_effort_settings_leave_the_hash_alone(name, value):
 
 def test_every_setting_is_either_in_the_hash_or_effort():
     names = {f.name for f in dataclasses.fields(LabelSettings)} - {"periodic"}
-    assert names == set(MOLECULAR_CHANGES) | set(PERIODIC_CHANGES) | set(EFFORT)
+    assert names == (
+        set(MOLECULAR_CHANGES)
+        | set(PERIODIC_CHANGES)
+        | set(EFFORT)
+        | set(CP2K_CHANGES)
+        | set(CP2K_EFFORT)
+    )
 
 
 def test_auto_ecp_is_the_def2_sets_own_and_hashes_like_it():

@@ -125,3 +125,9 @@ def test_dockerfile_follows_the_checked_rules():
     assert ins[words.index("ENTRYPOINT")][1] == '["aloop"]'
     # DL3020: COPY, not ADD.
     assert "ADD" not in words
+
+
+def test_the_image_installs_the_cp2k_engine():
+    text = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
+    installs = [r for r in text.splitlines() if "apt-get install" in r]
+    assert any(" cp2k" in r.split("apt-get install", 1)[1] for r in installs)
