@@ -333,6 +333,12 @@ class ExploreStop(Section):
     max_bond_stretch: PositiveFloat = Field(
         2.5, description="non-periodic: a fragment farther than this x covalent length"
     )
+    max_volume_ratio: Annotated[float, _NUMBER, Field(gt=1, le=100)] = Field(
+        1.5,
+        description="periodic: stop a walker whose cell volume leaves [start / this, "
+        "start x this] (an NPT cell collapsing or exploding on a virial it was not "
+        "trained on)",
+    )
 
 
 class ExploreConfig(Section):

@@ -67,6 +67,7 @@ class MDSettings:
     stop_force_dev: float = _EXPLORE.stop.force_dev_factor * TrustWindow().hi
     min_distance_factor: float = config_field(_EXPLORE, "stop.min_distance_factor")
     max_bond_stretch: float = config_field(_EXPLORE, "stop.max_bond_stretch")
+    max_volume_ratio: float = config_field(_EXPLORE, "stop.max_volume_ratio")
     barostat_time_fs: float = 500.0
     thermostat_time_fs: float = 100.0
 
@@ -149,10 +150,28 @@ def _make_dynamics(atoms: Atoms, spec: WalkerSpec, md: MDSettings) -> Any:
     raise ValueError(f"unknown ensemble {md.ensemble!r}")
 
 
-def stop_reason(atoms: Atoms, force_dev_max: float, md: MDSettings) -> str | None:
-    """Why a walker must stop at this geometry, or None to go on."""
-    if not np.all(np.isfinite(atoms.positions)):
+#: A periodic walker's stop reasons when its cell leaves the volume window.
+CELL_COLLAPSED = "cell collapsed"
+CELL_EXPLODED = "cell exploded"
+
+
+def stop_reason(
+    atoms: Atoms, force_dev_max: float, md: MDSettings, start_volume: float | None = None
+) -> str | None:
+    """Why a walker must stop at this geometry, or None to go on.
+
+    ``start_volume`` (Å³, periodic walkers) is the cell volume the walker started from:
+    a volume beyond ``md.max_volume_ratio`` times it, or below it divided by that, is a
+    cell that collapsed or exploded.
+    """
+    if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(atoms.cell.array)):
         return "non-finite positions"
+    if start_volume is not None:
+        ratio = atoms.get_volume() / start_volume
+        if ratio > md.max_volume_ratio:
+            return CELL_EXPLODED
+        if ratio < 1 / md.max_volume_ratio:
+            return CELL_COLLAPSED
     if force_dev_max >= md.stop_force_dev:
         return "uncertainty"
     if len(atoms) < 2:
@@ -201,7 +220,8 @@ def _advance(
         atoms.set_constraint(FixCom())
     dyn = _make_dynamics(atoms, spec, md)
     atoms.get_forces()  # every walker's first batched call; the integrator reuses it
-    reason = stop_reason(atoms, calc.last["force_dev_max"], md)
+    start_volume = atoms.get_volume() if atoms.pbc.all() else None
+    reason = stop_reason(atoms, calc.last["force_dev_max"], md, start_volume)
     if reason is not None:  # started in a bad place: no step is taken
         out.stop_reason = reason
         return
@@ -211,7 +231,7 @@ def _advance(
         out.steps_done = step
         out.temperatures.append(float(atoms.get_temperature()))
         last = calc.last
-        reason = stop_reason(atoms, last["force_dev_max"], md)
+        reason = stop_reason(atoms, last["force_dev_max"], md, start_volume)
         if reason is not None:
             out.stop_reason = reason  # the frame past the limit is not sampled, but
             # the last one before it is: where the committee was about to lose its way

@@ -75,7 +75,7 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         del data["model"][key]
     del data["dft"]["ecp"], data["dft"]["spin"], data["dft"]["scf"]["stability_rounds"]
     del data["select"]["trust"]["calibrated"], data["select"]["holdout_per_system"]
-    del data["dft"]["engine"], data["dft"]["cp2k"]
+    del data["dft"]["engine"], data["dft"]["cp2k"], data["explore"]["stop"]["max_volume_ratio"]
     for key in ("strained_per_structure", "max_volumetric_strain", "max_shear_strain"):
         del data["initial"][key]
     before = hashlib.sha256(
@@ -95,6 +95,7 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         ("select.holdout_per_system", 0),
         ("dft.cp2k.cutoff_ry", 400.0),
         ("initial.strained_per_structure", 4),
+        ("explore.stop.max_volume_ratio", 2.0),
         ("initial.max_shear_strain", 0.02),
     ]:
         assert parse_config(with_change(key, value)).result_hash() != before, key

@@ -14,7 +14,14 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 
-from aloop.explore.walkers import MDSettings, WalkerSpec, run_walkers, stop_reason
+from aloop.explore.walkers import (
+    CELL_COLLAPSED,
+    CELL_EXPLODED,
+    MDSettings,
+    WalkerSpec,
+    run_walkers,
+    stop_reason,
+)
 from aloop.models.committee import Committee
 from aloop.models.io import load_model
 
@@ -88,6 +95,7 @@ def test_npt_walker_on_a_periodic_cell_changes_its_volume(committee):
         stop_force_dev=1e9,
         barostat_time_fs=20.0,
         thermostat_time_fs=20.0,
+        max_volume_ratio=100.0,  # two molecules in a box of vacuum: it shrinks fast at 1 GPa
     )
     results, calls = run_walkers(committee, [spec], md)
     r = results[0]
@@ -99,6 +107,40 @@ def test_npt_walker_on_a_periodic_cell_changes_its_volume(committee):
     # an NPT walker needs a cell
     bad, _ = run_walkers(committee, [WalkerSpec("w", molecule("H2O"), 300.0)], md)
     assert bad[0].stop_reason.startswith("error: ValueError: system w: NPT needs")
+
+
+def test_a_periodic_walker_whose_cell_collapses_or_explodes_stops_with_the_reason(committee):
+    cell = Atoms("H2", positions=[[0, 0, 0], [2.5, 2.5, 2.5]], cell=[5, 5, 5], pbc=True)
+    v0 = cell.get_volume()
+    md = MDSettings(max_volume_ratio=1.5)
+    assert stop_reason(cell, 0.0, md, start_volume=v0) is None
+    grown = cell.copy()
+    grown.set_cell(cell.cell * 1.2, scale_atoms=True)  # 1.73 x the volume
+    assert stop_reason(grown, 0.0, md, start_volume=v0) == CELL_EXPLODED
+    shrunk = cell.copy()
+    shrunk.set_cell(cell.cell * 0.85, scale_atoms=True)  # 0.61 x: below 1 / 1.5
+    assert stop_reason(shrunk, 0.0, md, start_volume=v0) == CELL_COLLAPSED
+    # a real NPT walker: at 50 GPa the barostat squeezes the water box past a tight window
+    box = molecule("H2O") + molecule("H2O")
+    box.positions[3:] += [3.0, 0.2, 0.1]
+    box.cell = [6.5, 6.0, 6.0]
+    box.pbc = True
+    box.center()
+    spec = WalkerSpec("water-box", box, 300.0, pressure_gpa=50.0, seed=3, walker=0)
+    npt = MDSettings(
+        ensemble="npt",
+        steps=200,
+        sample_interval=10,
+        stop_force_dev=1e9,
+        barostat_time_fs=20.0,
+        thermostat_time_fs=20.0,
+        max_volume_ratio=1.02,
+    )
+    results, _ = run_walkers(committee, [spec], npt)
+    assert results[0].stop_reason == CELL_COLLAPSED, results[0].stop_reason
+    assert results[0].steps_done < 200
+    # a molecule has no volume to watch
+    assert stop_reason(molecule("H2O"), 0.0, md) is None
 
 
 def test_md_settings_defaults_and_construction_are_pinned():
@@ -116,6 +158,7 @@ def test_md_settings_defaults_and_construction_are_pinned():
         "stop_force_dev": 0.6,
         "min_distance_factor": 0.5,
         "max_bond_stretch": 2.5,
+        "max_volume_ratio": 1.5,
         "barostat_time_fs": 500.0,
         "thermostat_time_fs": 100.0,
     }
