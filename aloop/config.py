@@ -85,7 +85,7 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("dft", "spin"): SpinPolicy.RESTRICTED,
     ("dft", "scf.stability_rounds"): 3,
     ("dft", "engine"): Engine.PYSCF,
-    ("explore", "stop.max_volume_ratio"): 1.5,
+    ("explore", "stop.max_volume_ratio"): 1.5,  # not vocabulary: the config section
     ("initial", "strained_per_structure"): 0,  # not vocabulary: the config section
     ("initial", "max_volumetric_strain"): 0.08,  # not vocabulary
     ("initial", "max_shear_strain"): 0.04,  # not vocabulary

@@ -244,6 +244,10 @@ class DFTConfig(Section):
             raise ValueError("engine cp2k: only method DFT (Quickstep GPW) is supported")
         if self.dispersion is not None:
             raise ValueError("engine cp2k: dispersion is not supported yet; leave it out")
+        if self.spin is not SpinPolicy.RESTRICTED:
+            raise ValueError(
+                "engine cp2k: only dft.spin 'restricted' (no broken-symmetry re-solve)"
+            )
         if self.periodic.smearing_hartree:
             raise ValueError(
                 "engine cp2k: smearing is not supported yet (its OT solver is for gapped "
@@ -442,6 +446,17 @@ class InitialConfig(Section):
     max_shear_strain: Annotated[float, _NUMBER, Field(ge=0, lt=0.5)] = Field(
         0.04, description="each off-diagonal strain component drawn from [-this, +this]"
     )
+
+    @model_validator(mode="after")
+    def _cells_stay_cells(self) -> InitialConfig:
+        # the strain's smallest eigenvalue is at least 1 - volumetric - 2 * shear
+        if self.max_volumetric_strain + 2 * self.max_shear_strain >= 0.5:
+            raise ValueError(
+                "max_volumetric_strain + 2 x max_shear_strain must stay below 0.5, or a "
+                "strained cell can be squashed flat or inverted"
+            )
+        return self
+
     seed: Seed = 0
 
 

@@ -104,13 +104,17 @@ def cp2k_version(command: str) -> str:
     """The CP2K release ``command`` runs, e.g. ``2023.1`` (part of every settings hash)."""
     shell = Path(os.path.realpath(executable(command)))
     binary = shell.with_name(shell.name.replace("cp2k_shell", "cp2k"))  # not vocabulary
-    out = subprocess.run(
-        [str(binary if binary.exists() else shell), "--version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    ).stdout
+    try:
+        out = subprocess.run(
+            [str(binary if binary.exists() else shell), "--version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        out = ""
     match = re.search(r"CP2K version (\S+)", out)
     if match is None:
         raise CP2KNotFound(f"could not read the CP2K version from {binary} --version")
@@ -174,6 +178,9 @@ class CP2KCalculator(Calculator):
 
     def _shell(self) -> Any:
         """ASE's CP2K calculator, started on first use and kept (one cp2k_shell)."""
+        child = getattr(getattr(self._cp2k, "_shell", None), "_child", None)
+        if child is not None and child.poll() is not None:
+            self._discard()  # it exited (killed at a time limit, or crashed)
         if self._cp2k is None:
             from ase.calculators.cp2k import CP2K
 
@@ -225,7 +232,16 @@ class CP2KCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         if not self.atoms.pbc.all():
             raise InputError("the CP2K engine labels periodic cells (pbc on all three axes)")
+        self.scf_attempts = []
+        self.stability = self.stability_note = self.spin_treatment = None
         cp2k = self._shell()
+        if cp2k._force_env_id is not None:
+            # A new force environment per label: CP2K sizes its grids from the cell a
+            # force environment starts with and keeps them through SET_CELL, so a label
+            # computed after another cell would have another effective cutoff under the
+            # same hash. Rebuilt from the input, each label is what a fresh CP2K run
+            # gives (atomic guess); the process start is what the shell saves.
+            cp2k._release_force_env()
         out = self._output()
         offset = out.stat().st_size if out.exists() else 0
         start = time.perf_counter()
@@ -245,6 +261,9 @@ class CP2KCalculator(Calculator):
             raise CalculationFailed(f"CP2K failed: {type(exc).__name__}: {exc}") from exc
         finally:
             timer.cancel()
+        if self.timed_out:  # the limit struck as the results came back
+            self._discard()
+            raise SCFTimeout(f"timeout after {self.settings.timeout_s:g} s")
         seconds = round(time.perf_counter() - start, 3)
         text = out.read_text(errors="replace")[offset:] if out.exists() else ""
         ends = list(_INNER_END.finditer(text))
@@ -277,15 +296,22 @@ class CP2KCalculator(Calculator):
             child.kill()
 
 
-#: Each worker process's calculators, by (settings, charge, multiplicity): the whole
+#: This worker process's calculator, with its (settings, charge, multiplicity): the whole
 #: settings, since the step limits that are not in the hash are in the shell's input.
 _SHARED: dict[tuple[LabelSettings, int, int], CP2KCalculator] = {}
 
 
 def shared_calculator(settings: LabelSettings, charge: int, multiplicity: int) -> CP2KCalculator:
-    """This process's CP2K calculator for these settings (its cp2k_shell stays up)."""
+    """This process's CP2K calculator for these settings (its cp2k_shell stays up).
+
+    One per process: a request with other settings, charge or multiplicity (the
+    isolated atoms' spin states) closes the previous shell, so idle ones hold no memory.
+    """
     key = (settings, charge, multiplicity)
     calc = _SHARED.get(key)
     if calc is None:
+        for old in _SHARED.values():
+            old.close()
+        _SHARED.clear()
         calc = _SHARED[key] = CP2KCalculator(settings, charge, multiplicity)
     return calc

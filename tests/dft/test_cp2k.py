@@ -154,6 +154,15 @@ def test_cp2k_config_errors_name_the_key(tmp_path):
         "Na 0 0 0\nCl 2 2 2\n"
     )
     system = {"name": "nacl", "structure": "cell.extxyz"}
+    with pytest.raises(ConfigError, match="spin 'restricted'"):
+        parse_config(
+            {
+                "campaign": "c",
+                "systems": [system],
+                "dft": {"engine": "cp2k", "spin": "broken_symmetry"},
+            },
+            base_dir=tmp_path,
+        )
     with pytest.raises(ConfigError, match="smearing"):
         parse_config(
             {
@@ -198,6 +207,18 @@ def test_the_wall_clock_limit_ends_the_label_and_the_next_one_runs():
     rec = label_structure("h4", _cell(), hurried)
     assert rec.status is LabelStatus.FAILED
     assert rec.error == "timeout after 0.3 s"
-    # the killed shell is replaced, not reused
+    from dft.cp2k import shared_calculator
+
+    assert shared_calculator(hurried, 0, 1)._cp2k is None  # the killed shell is dropped
     relaxed = replace(hurried, timeout_s=300.0)
     assert label_structure("h4", _cell(), relaxed).status is LabelStatus.OK
+
+
+def test_a_label_does_not_depend_on_the_cell_labelled_before_it(label):
+    """CP2K keeps a force environment's grids through SET_CELL; each label gets its own."""
+    other = _cell()
+    other.set_cell(other.cell * 1.15, scale_atoms=True)
+    assert label_structure("h4-big", other, SETTINGS).status is LabelStatus.OK
+    again = label_structure("h4", _cell(), SETTINGS)
+    assert again.energy == pytest.approx(label.energy, abs=1e-5)
+    np.testing.assert_allclose(again.stress, label.stress, atol=1e-6)
