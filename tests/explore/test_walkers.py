@@ -81,12 +81,18 @@ def test_stop_reason_uses_the_minimum_image_in_cells():
     assert stop_reason(a, 0.0, MDSettings()) == "fragmented"
 
 
-def test_npt_walker_on_a_periodic_cell_changes_its_volume(committee):
+def _water_box() -> Atoms:
+    """Two waters in a periodic box of mostly vacuum (it shrinks fast under pressure)."""
     box = molecule("H2O") + molecule("H2O")
     box.positions[3:] += [3.0, 0.2, 0.1]
     box.cell = [6.5, 6.0, 6.0]
     box.pbc = True
     box.center()
+    return box
+
+
+def test_npt_walker_on_a_periodic_cell_changes_its_volume(committee):
+    box = _water_box()
     spec = WalkerSpec("water-box", box, 300.0, pressure_gpa=1.0, seed=3, walker=0)
     md = MDSettings(
         ensemble="npt",
@@ -121,11 +127,7 @@ def test_a_periodic_walker_whose_cell_collapses_or_explodes_stops_with_the_reaso
     shrunk.set_cell(cell.cell * 0.85, scale_atoms=True)  # 0.61 x: below 1 / 1.5
     assert stop_reason(shrunk, 0.0, md, start_volume=v0) == CELL_COLLAPSED
     # a real NPT walker: at 50 GPa the barostat squeezes the water box past a tight window
-    box = molecule("H2O") + molecule("H2O")
-    box.positions[3:] += [3.0, 0.2, 0.1]
-    box.cell = [6.5, 6.0, 6.0]
-    box.pbc = True
-    box.center()
+    box = _water_box()
     spec = WalkerSpec("water-box", box, 300.0, pressure_gpa=50.0, seed=3, walker=0)
     npt = MDSettings(
         ensemble="npt",
