@@ -40,12 +40,21 @@ def test_plain_diis_fails_on_stretched_water_and_the_ladder_recovers_it():
     assert rec.forces.shape == (3, 3)
 
 
-def test_newton_rescues_a_square_h4_where_damping_also_fails():
+def test_newton_rescues_a_square_h4_where_diis_fails():
+    """Square H4 is a near-degenerate case where DIIS oscillates (its energy still moves by
+    about 0.1 Ha after 10 cycles) and second-order SCF converges in a few steps. Damping
+    is left out of this ladder on purpose: on H4 it creeps to within 1e-3 Ha in 200
+    cycles, so whether it converges depends on the thread count's rounding (it did on
+    one CI machine), which would make the test test the machine."""
     h4 = Atoms("H4", positions=[[0, 0, 0], [1.8, 0, 0], [0, 1.8, 0], [1.8, 1.8, 0]])
-    rec = label_structure("h4", h4, HARD)
+    ladder = LabelSettings(
+        method="DFT", xc="pbe", basis="6-31g", max_cycle=10, recovery=("diis", "newton")
+    )
+    rec = label_structure("h4", h4, ladder)
     assert rec.status == "ok"
     tried = [(a["strategy"], a["converged"]) for a in rec.scf_attempts]
-    assert tried == [("diis", False), ("damping_levelshift", False), ("newton", True)]
+    assert tried == [("diis", False), ("newton", True)]
+    assert rec.energy == pytest.approx(rec.scf_attempts[-1]["energy"])
 
 
 def test_timeout_is_recorded_not_raised():
