@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from ase import units
 
-from aloop.records import REF_ENERGY, REF_FORCES
+from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.stats import Calibration, CommitteeError, HoldoutError
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ class FrameErrors:
     energy_err_per_atom: np.ndarray
     #: Every force component's error, one array per frame (eV/Å).
     force_diffs: list[np.ndarray]
+    #: (committee mean - reference) stress, Voigt order (GPa), one row per frame; NaN
+    #: rows for frames without a reference stress (molecules). None: no frame has one.
+    stress_diffs: np.ndarray | None = None
 
     def take(self, index: Sequence[int] | np.ndarray) -> FrameErrors:
         """The errors of a subset of the frames."""
@@ -54,6 +58,7 @@ class FrameErrors:
             self.force_err_max[idx],
             self.energy_err_per_atom[idx],
             [self.force_diffs[i] for i in idx.tolist()],
+            None if self.stress_diffs is None else self.stress_diffs[idx],
         )
 
     def __len__(self) -> int:
@@ -65,7 +70,14 @@ def frame_errors(committee: Any, frames: Sequence[Atoms]) -> FrameErrors:
     if not frames:
         empty = np.empty(0)
         return FrameErrors(empty, empty, empty, [])
-    res = committee.evaluate(frames)
+    # Stress only where every frame is a cell (a molecule has none); a cell without a
+    # reference stress (a PySCF multigrid label) gets a NaN row.
+    with_stress = all(a.pbc.all() for a in frames) and any(REF_STRESS in a.info for a in frames)
+    res = committee.evaluate(frames, stress=with_stress)
+    stress_diffs = None
+    if with_stress:
+        ref = np.array([a.info.get(REF_STRESS, np.full(6, np.nan)) for a in frames], dtype=float)
+        stress_diffs = (np.asarray(res.stress, dtype=float) - ref) / units.GPa
     n_atoms = np.array([len(a) for a in frames], dtype=float)
     ref_e = np.array([a.info[REF_ENERGY] for a in frames], dtype=float)
     diffs = [
@@ -77,7 +89,18 @@ def frame_errors(committee: Any, frames: Sequence[Atoms]) -> FrameErrors:
         force_err_max=np.array([np.linalg.norm(d, axis=1).max() for d in diffs]),
         energy_err_per_atom=(np.asarray(res.energy, dtype=float) - ref_e) / n_atoms,
         force_diffs=diffs,
+        stress_diffs=stress_diffs,
     )
+
+
+def _stress_rmse(errors: FrameErrors) -> tuple[float | None, int]:
+    """RMSE over the Voigt components of the frames with a reference stress (GPa), n."""
+    if errors.stress_diffs is None:
+        return None, 0
+    rows = errors.stress_diffs[np.isfinite(errors.stress_diffs).all(axis=1)]
+    if not len(rows):
+        return None, 0
+    return float(np.sqrt(np.mean(rows**2))), len(rows)
 
 
 def _force_rmse(errors: FrameErrors) -> float:
@@ -88,9 +111,12 @@ def holdout_error(errors: FrameErrors, n_new: int = 0) -> HoldoutError:
     """Energy and force RMSE and the tail of the per-frame force error on a hold-out."""
     if not len(errors):
         return HoldoutError(n=0, n_new=n_new)
+    stress_rmse, stress_n = _stress_rmse(errors)
     return HoldoutError(
         n=len(errors),
         n_new=n_new,
+        stress_rmse_gpa=stress_rmse,
+        stress_n=stress_n,
         energy_rmse_per_atom=float(np.sqrt(np.mean(errors.energy_err_per_atom**2))),
         forces_rmse=_force_rmse(errors),
         forces_max_p95=float(np.percentile(errors.force_err_max, TAIL_PERCENTILE)),

@@ -91,6 +91,11 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("initial", "max_shear_strain"): 0.04,  # not vocabulary
     ("dft", "cp2k"): CP2KDFT().model_dump(mode="json"),  # not vocabulary
     ("select", "trust.calibrated"): False,  # not vocabulary: the config section
+    # The stress window reads only periodic frames, and no periodic campaign was stored
+    # before it existed: molecular campaigns resume with the same verdicts.
+    ("explore", "barostat_time_fs"): 500.0,  # not vocabulary: the config section
+    ("select", "trust.stress_lo_gpa"): 0.1,  # not vocabulary
+    ("select", "trust.stress_hi_gpa"): 1.0,  # not vocabulary
     # A resumed campaign starts drawing its hold-out at the next exploration: the frames
     # show it (verdict holdout), and the earlier iterations' labels are unchanged.
     ("select", "holdout_per_system"): 2,  # not vocabulary: the config section
@@ -156,6 +161,11 @@ class CampaignConfig(Section):
                 "stop.force_error_target: the hold-out error it reads is never measured "
                 "with select.holdout_per_system: 0 (draw hold-out frames, or drop the target)"
             )
+        if self.stop.stress_error_target_gpa is not None and self.stop.force_error_target is None:
+            raise ValueError(
+                "stop.stress_error_target_gpa: it is read with the hold-out rule; set "
+                "stop.force_error_target too"
+            )
         if self.model.foundation_model and self.model.warm_start == "foundation":
             path = resolve_path(self.model.foundation_model, base_dir)
             if not path.is_file():
@@ -197,8 +207,10 @@ class CampaignConfig(Section):
                 del holder[leaf]
         for system in data["systems"]:  # a system's own trust window, as select's
             trust = system.get("trust") or {}
-            if trust.get("calibrated") is False:
-                del trust["calibrated"]
+            for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
+                leaf = key.removeprefix("trust.")
+                if section == "select" and leaf != key and trust.get(leaf) == neutral:
+                    del trust[leaf]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -74,16 +74,28 @@ class TrustWindow(Section):
     deviation is multiplied by the campaign's latest fitted calibration scale (the
     median ratio of true error to deviation, see aloop/calibration.py) before it is
     compared, so the window is read as an estimate of the true error in eV/Å.
+
+    Periodic frames also have a stress deviation (GPa, the largest members' standard
+    deviation of one Voigt component), read against [stress_lo_gpa, stress_hi_gpa): a
+    frame is as uncertain as the worse of its two verdicts. The stress window is raw
+    committee spread, never calibrated (the calibration is fitted on forces).
     """
 
     lo: NonNegativeFloat = 0.05
     hi: PositiveFloat = 0.30
     calibrated: Bool = False
+    stress_lo_gpa: NonNegativeFloat = 0.1
+    stress_hi_gpa: PositiveFloat = 1.0
 
     @model_validator(mode="after")
     def _lo_below_hi(self) -> TrustWindow:
         if self.lo >= self.hi:
             raise ValueError(f"lo ({self.lo}) must be smaller than hi ({self.hi})")
+        if self.stress_lo_gpa >= self.stress_hi_gpa:
+            raise ValueError(
+                f"stress_lo_gpa ({self.stress_lo_gpa}) must be smaller than "
+                f"stress_hi_gpa ({self.stress_hi_gpa})"
+            )
         return self
 
 
@@ -128,6 +140,21 @@ class PeriodicDFT(Section):
     )
 
 
+class CP2KKind(Section):
+    """One element's basis and pseudopotential, in place of the section's names.
+
+    For an element whose default pair does not suit the campaign: Mg's MOLOPT bases in
+    BASIS_MOLOPT are for the 10-electron semicore potential (q10), which needs a cutoff
+    near 500 Ry; the 2-electron pair (``DZVP-MOLOPT-SR-GTH-q2`` in BASIS_MOLOPT_UCL,
+    ``GTH-PBE-q2``) is converged at 250 Ry.
+    """
+
+    basis: Name
+    potential: Name
+    basis_file: Name | None = Field(None, description="default: the section's basis_file")
+    potential_file: Name | None = Field(None, description="default: the section's potential_file")
+
+
 class CP2KDFT(Section):
     """Options of the CP2K engine (``dft.engine: cp2k``): Quickstep GPW at the Γ point.
 
@@ -158,6 +185,21 @@ class CP2KDFT(Section):
     command: Name = Field(
         "cp2k_shell", description="the cp2k_shell executable, on PATH or as a path"
     )
+    kinds: dict[str, CP2KKind] = Field(
+        default_factory=dict,
+        description="per element symbol: a basis and potential (and their files) that "
+        "replace the names above for that element",
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _element_symbols(cls, v: dict[str, CP2KKind]) -> dict[str, CP2KKind]:
+        from ase.data import chemical_symbols
+
+        unknown = sorted(k for k in v if k not in chemical_symbols[1:])
+        if unknown:
+            raise ValueError(f"not element symbols: {', '.join(unknown)}")
+        return v
 
 
 class SCFConfig(Section):
@@ -354,6 +396,11 @@ class ExploreConfig(Section):
     #: above 10 fs even hydrogen-free MD integrates nothing but noise
     timestep_fs: Annotated[float, _NUMBER, Field(gt=0, le=10)] = 0.5
     friction_per_fs: PositiveFloat = 0.01
+    barostat_time_fs: Annotated[float, _NUMBER, Field(gt=0, le=1e6)] = Field(
+        500.0,
+        description="fs, NPT: the MTK barostat's damping time; longer moves the cell "
+        "more slowly (a committee that has seen few volumes drives a fast barostat far)",
+    )
     steps: PositiveInt = 1000
     sample_interval: PositiveInt = 10
     walkers_per_system: Annotated[int, _NUMBER, Field(gt=0, le=10**5)] = 4
@@ -409,6 +456,11 @@ class StopConfig(Section):
     scope: Literal["all", "per_system"] = "all"
     force_error_target: PositiveFloat | None = Field(
         None, description="eV/Å: the committee's force RMSE on the accumulated hold-out"
+    )
+    stress_error_target_gpa: PositiveFloat | None = Field(
+        None,
+        description="GPa: with force_error_target, the hold-out rule also needs the "
+        "committee's stress RMSE on the hold-out's cells below this",
     )
     holdout_min_frames: PositiveInt = Field(
         10, description="hold-out frames needed before force_error_target is read"

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from aloop.config import StopConfig
-    from aloop.stats import IterationStats
+    from aloop.stats import HoldoutError, IterationStats
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ def decide(
     2. the committee's force RMSE on the accumulated hold-out below
        ``stop.force_error_target``, once the hold-out has ``stop.holdout_min_frames``
        frames and at least ``stop.min_completed_walkers`` of the last iteration's walkers
-       ran every step: converged;
+       ran every step, and (``stop.stress_error_target_gpa``, cells) the hold-out's
+       stress RMSE below that target: converged;
     3. ``stop.max_iterations`` exploring iterations done: stopped at the cap.
     """
     n = len(history)
@@ -61,12 +62,19 @@ def decide(
         and err < target
         and completed is not None
         and completed >= stop.min_completed_walkers
+        and _stress_within(held, stop.stress_error_target_gpa)
     ):
+        stress = (
+            f", stress RMSE {held.stress_rmse_gpa:.3f} GPa < target "
+            f"{stop.stress_error_target_gpa:g} GPa on {held.stress_n} cells"
+            if stop.stress_error_target_gpa is not None
+            else ""
+        )
         return StopDecision(
             True,
             CampaignStatus.CONVERGED,
             f"hold-out force RMSE {err:.4f} eV/Å < target {target:g} eV/Å "
-            f"on {held.n} hold-out frames (minimum {stop.holdout_min_frames}), "
+            f"on {held.n} hold-out frames (minimum {stop.holdout_min_frames}){stress}, "
             f"{completed:.0%} of the walkers ran every step",
             StopRule.HOLDOUT_ERROR,
         )
@@ -80,6 +88,16 @@ def decide(
             StopRule.ITERATION_CAP,
         )
     return StopDecision(False)
+
+
+def _stress_within(held: HoldoutError, target: float | None) -> bool:
+    """Whether the hold-out's stress RMSE meets ``target`` (GPa; None: no stress rule).
+
+    A stress target with no cell in the hold-out is not met: nothing was measured.
+    """
+    if target is None:
+        return True
+    return held.stress_rmse_gpa is not None and held.stress_rmse_gpa < target
 
 
 def _accurate_ratio_rule(

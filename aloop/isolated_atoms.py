@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 #: or its energy would not be on the same scale as the cells' energies; the box's cost
 #: grows with its volume (the grid), so it is no bigger than that.
 ISOLATED_BOX_ANGSTROM = 10.0
+#: The box's edges are this side times these factors: not a cube, because in a cube an
+#: open-shell atom's partly filled p (or d) shell stays exactly degenerate, and CP2K's
+#: orbital-transformation SCF then stalls choosing among equal orbitals (a Cl atom: no
+#: convergence in 300 steps in a 10 Å cube, converged in about 60 in this box).
+ISOLATED_BOX_ASPECT = (1.0, 1.06, 1.12)
 
 #: MACE recognises a training-file frame as an isolated atom by this ``config_type``.
 MACE_ISOLATED_CONFIG_TYPE = "IsolatedAtom"
@@ -145,7 +150,8 @@ def isolated_system_name(element: str | int) -> str:
 def isolated_atom(element: str | int, periodic: bool) -> Atoms:
     """The neutral atom alone, ready to label (``info``: charge 0, its multiplicity).
 
-    ``periodic``: in a cubic :data:`ISOLATED_BOX_ANGSTROM` box with periodic boundaries,
+    ``periodic``: in a :data:`ISOLATED_BOX_ANGSTROM` box (edges scaled by
+    :data:`ISOLATED_BOX_ASPECT`) with periodic boundaries,
     so it is labelled with the same periodic settings (pseudopotential, grid) as the
     campaign's cells; otherwise a single atom at the origin, labelled like a molecule.
     """
@@ -153,8 +159,8 @@ def isolated_atom(element: str | int, periodic: bool) -> Atoms:
 
     z = _atomic_number(element)
     if periodic:
-        side = ISOLATED_BOX_ANGSTROM
-        atoms = Atoms(numbers=[z], positions=[[side / 2] * 3], cell=np.eye(3) * side, pbc=True)
+        edges = ISOLATED_BOX_ANGSTROM * np.array(ISOLATED_BOX_ASPECT)
+        atoms = Atoms(numbers=[z], positions=[edges / 2], cell=np.diag(edges), pbc=True)
     else:
         atoms = Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
     atoms.info.update(charge=0, multiplicity=ground_state_multiplicity(z))

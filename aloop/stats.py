@@ -117,6 +117,15 @@ class SystemStats(VerdictCounts):
     walkers_completed: int | None = None
     #: The factor the deviations were multiplied by before the window was read (1: raw).
     calibration_scale: float | None = None
+    #: Periodic frames' committee stress deviation (GPa) and the stress window read on it;
+    #: None for molecules and in documents stored before.
+    stress_dev_median_gpa: float | None = None
+    stress_dev_max_gpa: float | None = None
+    stress_trust_lo_gpa: float | None = None
+    stress_trust_hi_gpa: float | None = None
+    #: Frames the stress window alone calls candidate / failed.
+    stress_candidate: int | None = None
+    stress_failed: int | None = None
 
 
 class ExploreStats(StageStats, VerdictCounts):
@@ -131,6 +140,11 @@ class ExploreStats(StageStats, VerdictCounts):
             f"{x.name}: {x.sampled} frames, {x.accurate_ratio:.0%} accurate"
             + (f" ({x.time_ratio:.0%} of walker time)" if x.time_ratio is not None else "")
             + f", {x.candidate} candidate, {x.failed} failed"
+            + (
+                f", stress dev median {x.stress_dev_median_gpa:.2f} GPa"
+                if x.stress_dev_median_gpa is not None
+                else ""
+            )
             for x in self.systems
         )
 
@@ -258,12 +272,21 @@ class HoldoutError(_Stats):
     energy_rmse_per_atom: float | None = None
     forces_rmse: float | None = None
     forces_max_p95: float | None = None
+    #: Stress RMSE over Voigt components (GPa) on the ``stress_n`` hold-out frames that
+    #: have a reference stress (cells); None for molecules.
+    stress_rmse_gpa: float | None = None
+    stress_n: int = 0
 
     def describe(self) -> str:
         """``"0.041 eV/Å force RMSE on 12 hold-out frames"`` (or that there are none)."""
         if not self.n or self.forces_rmse is None:
             return "no hold-out frames labelled"
-        return f"{self.forces_rmse:.4f} eV/Å force RMSE on {self.n} hold-out frames"
+        stress = (
+            f", {self.stress_rmse_gpa:.3f} GPa stress RMSE on {self.stress_n}"
+            if self.stress_rmse_gpa is not None
+            else ""
+        )
+        return f"{self.forces_rmse:.4f} eV/Å force RMSE on {self.n} hold-out frames{stress}"
 
 
 class Calibration(_Stats):

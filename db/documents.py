@@ -66,6 +66,9 @@ class Campaign(_Timestamped):
     config_changes = ListField(DictField())
     # Labels recomputed because their settings hash went out of use (db/relabel.py).
     relabels = ListField(DictField())
+    # What the campaign's committees were used for afterwards (aloop density): each entry
+    # names its kind, the committee, the settings and the results.
+    analyses = ListField(DictField())
     status = StringField(
         choices=_choices(CampaignStatus), default=CampaignStatus.RUNNING.value, required=True
     )
@@ -128,11 +131,13 @@ class Lineage(EmbeddedDocument):
 
 
 class Uncertainty(EmbeddedDocument):
-    """Committee disagreement on a frame (eV/Å for forces, eV for energy)."""
+    """Committee disagreement on a frame (eV/Å for forces, eV for energy, GPa for stress)."""
 
     force_dev_max = FloatField()
     force_dev_mean = FloatField()
     energy_dev = FloatField()
+    #: Periodic frames: max over Voigt components of the members' stress std.
+    stress_dev_gpa = FloatField()
 
 
 class Structure(_Timestamped):

@@ -46,6 +46,8 @@ class FrameInfo:
     hash: str
     system: str
     force_dev_max: float
+    #: GPa; None for a frame without a stress deviation (molecules, older documents).
+    stress_dev_gpa: float | None = None
 
 
 def _structure_doc(campaign_id: Any, rec: StructureRecord, digest: str) -> dict:
@@ -228,7 +230,7 @@ def structure_ids(
 
 
 def frame_info(ids: Sequence[str]) -> dict[str, FrameInfo]:
-    """Hash, system and max force deviation of stored frames, by id."""
+    """Hash, system, max force and stress deviation of stored frames, by id."""
     rows = Structure._get_collection().find(
         {"_id": {"$in": list(ids)}}, {"hash": 1, "system": 1, "uncertainty": 1}
     )
@@ -237,6 +239,7 @@ def frame_info(ids: Sequence[str]) -> dict[str, FrameInfo]:
             hash=d["hash"],
             system=d["system"],
             force_dev_max=(d.get("uncertainty") or {}).get("force_dev_max", float("nan")),
+            stress_dev_gpa=(d.get("uncertainty") or {}).get("stress_dev_gpa"),
         )
         for d in rows
     }

@@ -202,6 +202,7 @@ def _latest_labelled(campaign_id: Any, last: int) -> list[dict]:
             "system": docs[sid]["system"],
             "iteration": docs[sid].get("iteration"),
             "force_dev_max": (docs[sid].get("uncertainty") or {}).get("force_dev_max"),
+            "stress_dev_gpa": (docs[sid].get("uncertainty") or {}).get("stress_dev_gpa"),
             "verdict": docs[sid].get("verdict"),
         }
         for sid in labelled

@@ -35,9 +35,11 @@ from ase.calculators.calculator import (
 )
 
 from aloop.vocabulary import SpinTreatment, Stability
-from dft.scf import SCFTimeout
+from dft.scf import Attempt, SCFTimeout
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from dft.settings import LabelSettings
 
 #: Where Debian's cp2k package keeps its basis and potential files (CP2K's own default
@@ -145,6 +147,29 @@ def scf_input(settings: LabelSettings) -> str:
 """
 
 
+def label_input(settings: LabelSettings, symbols: Iterable[str]) -> str:
+    """The whole FORCE_EVAL input for a cell of these element ``symbols``: the basis and
+    potential files, each element's basis and potential (:meth:`LabelSettings.cp2k_kind`)
+    and the SCF and grid sections of :func:`scf_input`.
+
+    Written here rather than by ASE, which names one basis and one potential for every
+    element and reads one file of each.
+    """
+    kinds = {sym: settings.cp2k_kind(sym) for sym in sorted(set(symbols))}
+    basis_files = sorted({str(data_file(k[2])) for k in kinds.values()})
+    potential_files = sorted({str(data_file(k[3])) for k in kinds.values()})
+    files = [f"    BASIS_SET_FILE_NAME {f}" for f in basis_files] + [
+        f"    POTENTIAL_FILE_NAME {f}" for f in potential_files
+    ]
+    subsys = "".join(
+        f"    &KIND {sym}\n      BASIS_SET {basis}\n      POTENTIAL {potential}\n    &END KIND\n"
+        for sym, (basis, potential, _, _) in kinds.items()
+    )
+    body = scf_input(settings).removesuffix("&END FORCE_EVAL\n")
+    body = body.replace("  &DFT\n", "  &DFT\n" + "\n".join(files) + "\n", 1)
+    return f"{body}  &SUBSYS\n{subsys}  &END SUBSYS\n&END FORCE_EVAL\n"
+
+
 class CP2KCalculator(Calculator):
     """A CP2K single point with the PySCF labeller's record attributes.
 
@@ -188,10 +213,11 @@ class CP2KCalculator(Calculator):
             self._cp2k = CP2K(
                 command=executable(s.cp2k_command),
                 directory=self._workdir,
-                basis_set=s.cp2k_basis,
-                basis_set_file=str(data_file(s.cp2k_basis_file)),
-                pseudo_potential=s.cp2k_potential,
-                potential_file=str(data_file(s.cp2k_potential_file)),
+                # the files and each element's names are in label_input, set per label
+                basis_set=None,
+                basis_set_file=None,
+                pseudo_potential=None,
+                potential_file=None,
                 xc=s.xc.upper(),
                 cutoff=s.cutoff_ry * RYDBERG_EV,
                 charge=self.charge,
@@ -199,7 +225,7 @@ class CP2KCalculator(Calculator):
                 uks=self.multiplicity != 1,
                 stress_tensor=True,
                 max_scf=None,
-                inp=scf_input(s),
+                inp=label_input(s, ()),
                 print_level="LOW",
                 poisson_solver="auto",
             )
@@ -242,6 +268,8 @@ class CP2KCalculator(Calculator):
             # same hash. Rebuilt from the input, each label is what a fresh CP2K run
             # gives (atomic guess); the process start is what the shell saves.
             cp2k._release_force_env()
+        # set directly, not through set(), which would reset the calculator's shell
+        cp2k.parameters.inp = label_input(self.settings, self.atoms.get_chemical_symbols())
         out = self._output()
         offset = out.stat().st_size if out.exists() else 0
         start = time.perf_counter()
@@ -269,12 +297,23 @@ class CP2KCalculator(Calculator):
         ends = list(_INNER_END.finditer(text))
         ok = bool(ends) and ends[-1].group(1) is not None
         steps = sum(int(m.group(1) or m.group(2) or 0) for m in ends) or None
-        self.scf_attempts = [{"strategy": "ot", "converged": ok, "cycles": steps, "time": seconds}]
         self.stability = Stability.NOT_ANALYSED
         self.stability_note = NO_STABILITY
         self.spin_treatment = (
             SpinTreatment.UNRESTRICTED if self.multiplicity != 1 else SpinTreatment.RESTRICTED
         )
+        # the label record's attempt type, as the PySCF ladder stores it
+        self.scf_attempts = [
+            Attempt(
+                strategy="ot",
+                converged=ok,
+                cycles=steps or 0,
+                seconds=seconds,
+                energy=float(energy) if ok else None,
+                spin_treatment=self.spin_treatment,
+                stability=self.stability if ok else None,
+            ).as_dict()
+        ]
         if not ok:
             raise SCFError(
                 f"CP2K SCF not converged to eps_scf {self.settings.eps_scf:g} within "

@@ -77,16 +77,29 @@ def cp2k_name_problems(cfg: CampaignConfig, molecular: list[str], periodic: list
         executable(dft.cp2k.command)
     except CP2KNotFound as exc:
         problems.append(f"dft.cp2k.command: {exc}")
-    for key, name, file_name in (
-        ("dft.cp2k.basis", dft.cp2k.basis, dft.cp2k.basis_file),
-        ("dft.cp2k.potential", dft.cp2k.potential, dft.cp2k.potential_file),
-    ):
+    kinds = dft.cp2k.kinds
+    default = [e for e in periodic if e not in kinds]
+    checks = [
+        ("dft.cp2k.basis", dft.cp2k.basis, dft.cp2k.basis_file, default),
+        ("dft.cp2k.potential", dft.cp2k.potential, dft.cp2k.potential_file, default),
+    ]
+    for element, kind in sorted(kinds.items()):
+        at = f"dft.cp2k.kinds.{element}"
+        basis_file = kind.basis_file or dft.cp2k.basis_file
+        potential_file = kind.potential_file or dft.cp2k.potential_file
+        checks += [
+            (f"{at}.basis", kind.basis, basis_file, [element]),
+            (f"{at}.potential", kind.potential, potential_file, [element]),
+        ]
+    for key, name, file_name, elements in checks:
+        if not elements:
+            continue
         try:
             path = data_file(file_name)
         except CP2KNotFound as exc:
             problems.append(f"{key}_file: {exc}")
             continue
-        missing = [e for e in periodic if not _cp2k_entry(path, e, name)]
+        missing = [e for e in elements if not _cp2k_entry(path, e, name)]
         if missing:
             problems.append(f"{key}: {file_name} has no {name!r} for {', '.join(missing)}")
     return problems

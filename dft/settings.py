@@ -66,12 +66,37 @@ class LabelSettings:
     cp2k_max_scf: int = config_field(_DFT, "cp2k.max_scf")
     cp2k_outer_max_scf: int = config_field(_DFT, "cp2k.outer_max_scf")
     cp2k_command: str = config_field(_DFT, "cp2k.command")
+    #: Per element, the (basis, potential, basis file, potential file) that replace the
+    #: names above: ``(symbol, basis, potential, basis_file, potential_file)``, sorted.
+    cp2k_kinds: tuple[tuple[str, str, str, str, str], ...] = ()
     pyscf_version: str = field(default_factory=lambda: version("pyscf"))  # not vocabulary
 
     @classmethod
     def from_config(cls, dft: DFTConfig, periodic: bool = False) -> LabelSettings:
         """Settings for one system of a campaign (periodic systems use the GTH options)."""
-        return from_section(cls, dft, periodic=periodic)
+        kinds = tuple(
+            (
+                symbol,
+                kind.basis,
+                kind.potential,
+                kind.basis_file or dft.cp2k.basis_file,
+                kind.potential_file or dft.cp2k.potential_file,
+            )
+            for symbol, kind in sorted(dft.cp2k.kinds.items())
+        )
+        return from_section(cls, dft, periodic=periodic, cp2k_kinds=kinds)
+
+    def cp2k_kind(self, symbol: str) -> tuple[str, str, str, str]:
+        """The (basis, potential, basis file, potential file) CP2K reads for ``symbol``."""
+        for element, *names in self.cp2k_kinds:
+            if element == symbol:
+                return tuple(names)  # type: ignore[return-value]
+        return (
+            self.cp2k_basis,
+            self.cp2k_potential,
+            self.cp2k_basis_file,
+            self.cp2k_potential_file,
+        )
 
     @property
     def ecp_name(self) -> str | None:
@@ -162,6 +187,19 @@ class LabelSettings:
             "periodic": self.periodic,
             "label_protocol": LABEL_PROTOCOL,
         }
+        if self.cp2k_kinds:  # absent when unused: earlier CP2K labels keep their hash
+            fields["kinds"] = [
+                {
+                    "element": element,
+                    "basis": basis,
+                    "basis_file": basis_name,
+                    "basis_file_sha256": file_sha256(str(data_file(basis_name))),
+                    "potential": potential,
+                    "potential_file": potential_name,
+                    "potential_file_sha256": file_sha256(str(data_file(potential_name))),
+                }
+                for element, basis, potential, basis_name, potential_name in self.cp2k_kinds
+            ]
         return dict(sorted(fields.items()))
 
     def settings_hash(self) -> str:

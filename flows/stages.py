@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aloop.calibration import committee_error, fit_calibration, frame_errors, holdout_error
-from aloop.explore.classify import adaptive_lower, classify_frames, statistics, time_ratio
+from aloop.explore.classify import (
+    adaptive_lower,
+    classify_frames,
+    statistics,
+    stress_deviations,
+    stress_statistics,
+    time_ratio,
+)
 from aloop.explore.select import select
 from aloop.explore.walkers import MDSettings, frame_records, plan_walkers, run_walkers
 from aloop.initial import seed_structures
@@ -313,7 +320,7 @@ def _explore_system(
     scale = loop.calibration_scale(k) if window.calibrated else 1.0
     # The window is in calibrated units: the walkers stop at the raw deviation that the
     # scale maps onto the stop threshold.
-    md = MDSettings.from_config(cfg.explore, window.hi / scale)
+    md = MDSettings.from_config(cfg.explore, window.hi / scale, window.stress_hi_gpa)
     _, labelled = loop.labelled_before(k)
     npt = md.ensemble == "npt"
     pressures = (system.pressures_gpa or cfg.explore.pressures_gpa) if npt else ()
@@ -332,8 +339,17 @@ def _explore_system(
     compute = time.perf_counter() - start
     frames = [f for r in results for f in r.frames]
     dev = scale * np.array([f.force_dev_max for f in frames], dtype=float)
+    stress_dev = stress_deviations(frames)
     lo = adaptive_lower(dev, window.hi, window.lo) if cfg.select.adaptive_lo else window.lo
-    verdicts = classify_frames(dev, np.array([f.before_stop for f in frames], bool), lo, window.hi)
+    verdicts = classify_frames(
+        dev,
+        np.array([f.before_stop for f in frames], bool),
+        lo,
+        window.hi,
+        stress_dev=stress_dev,
+        stress_lo=window.stress_lo_gpa,
+        stress_hi=window.stress_hi_gpa,
+    )
     structures.insert_structures(
         loop.campaign.id,
         frame_records(
@@ -346,8 +362,14 @@ def _explore_system(
         ),
     )
     # Convergence reads the fixed lo, whatever the adaptive level did for selection.
+    # A frame counts as accurate when both its force and its stress are inside lo.
     accurate = [
-        sum(not f.before_stop and scale * f.force_dev_max < window.lo for f in r.frames)
+        sum(
+            not f.before_stop
+            and scale * f.force_dev_max < window.lo
+            and not (f.stress_dev_gpa is not None and f.stress_dev_gpa >= window.stress_lo_gpa)
+            for f in r.frames
+        )
         for r in results
     ]
     stats = SystemStats(
@@ -363,6 +385,7 @@ def _explore_system(
         time_ratio=time_ratio(accurate, md.steps // md.sample_interval),
         walkers_completed=sum(r.completed for r in results),
         calibration_scale=scale,
+        **stress_statistics(stress_dev, window.stress_lo_gpa, window.stress_hi_gpa),
     )
     return stats, compute
 
@@ -438,12 +461,14 @@ def _select_system(
         return SystemSelection()
     cfg = loop.cfg.select
     info = structures.frame_info(ids)
+    window = loop.cfg.trust_window(info[ids[0]].system)
+    scale = loop.calibration_scale(k) if window.calibrated else 1.0
     atoms = structures.load_atoms(ids)
     desc = committee.evaluate(atoms + known, descriptors=True).descriptors
     chosen = select(
         desc[: len(ids)],
         [info[i].hash for i in ids],
-        np.array([info[i].force_dev_max for i in ids]),
+        _window_units([info[i] for i in ids], window, scale),
         cfg.max_per_system,
         method=cfg.diversity,
         dedupe_distance=cfg.dedupe_distance,
@@ -458,6 +483,18 @@ def _select_system(
             updates.append((sid, chosen.rejected[j].verdict, chosen.rejected[j].detail))
     dupes = sum(r.verdict is Verdict.DUPLICATE for r in chosen.rejected.values())
     return SystemSelection(candidates=len(ids), selected=len(picked), duplicates=dupes)
+
+
+def _window_units(frames: list, window: Any, scale: float) -> np.ndarray:
+    """Each frame's uncertainty in units of its trust window's hi: the larger of the
+    force deviation (times the calibration ``scale``) and the stress deviation over
+    their his, so a frame ranks by its worse one. Molecules rank by force deviation
+    alone, as before (a constant factor)."""
+    force = scale * np.array([f.force_dev_max for f in frames], dtype=float) / window.hi
+    stress = np.array(
+        [np.nan if f.stress_dev_gpa is None else f.stress_dev_gpa for f in frames], dtype=float
+    )
+    return np.fmax(force, stress / window.stress_hi_gpa)
 
 
 # --------------------------------------------------------------------------- labelling

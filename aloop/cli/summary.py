@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aloop.settings import mask_uri
-from aloop.vocabulary import Stage, StageStatus
+from aloop.vocabulary import Engine, Stage, StageStatus
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -38,10 +38,21 @@ def config_summary(cfg: CampaignConfig) -> str:
         if periodic
         else dft.basis
     )
+    if dft.engine is Engine.CP2K:
+        cp2k = dft.cp2k
+        kinds = "".join(f", {el}: {k.basis}/{k.potential}" for el, k in cp2k.kinds.items())
+        dft_line = (
+            f"  dft          CP2K {dft.xc}/{cp2k.basis} with {cp2k.potential}{kinds}, "
+            f"{cp2k.cutoff_ry:g} Ry, Gamma point; OT SCF to {cp2k.eps_scf:g}"
+        )
+    else:
+        dft_line = (
+            f"  dft          {method}/{basis}"
+            + (f" ({', '.join(extras)})" if extras else "")
+            + f"; SCF ladder: {' -> '.join(dft.scf.recovery)}"
+        )
     lines += [
-        f"  dft          {method}/{basis}"
-        + (f" ({', '.join(extras)})" if extras else "")
-        + f"; SCF ladder: {' -> '.join(dft.scf.recovery)}",
+        dft_line,
         f"  committee    {cfg.model.committee_size} MACE members, {cfg.model.epochs} epochs, "
         f"{cfg.model.dtype}, warm start: {cfg.model.warm_start}",
         f"  explore      {cfg.explore.ensemble.upper()}, {cfg.explore.walkers_per_system} "
@@ -264,7 +275,12 @@ def _lineage_rows(info: dict) -> list[tuple[str, Any]]:
                 "uncertainty",
                 f"max force dev {unc.get('force_dev_max', float('nan')):.4f} eV/Å, "
                 f"mean {unc.get('force_dev_mean', float('nan')):.4f} eV/Å, "
-                f"energy dev {unc.get('energy_dev', float('nan')):.4f} eV",
+                f"energy dev {unc.get('energy_dev', float('nan')):.4f} eV"
+                + (
+                    f", stress dev {unc['stress_dev_gpa']:.3f} GPa"
+                    if unc.get("stress_dev_gpa") is not None
+                    else ""
+                ),
             )
         )
     rows.append(("verdict", f"{info['verdict']}: {info['verdict_reason'] or ''}"))

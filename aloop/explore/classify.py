@@ -23,16 +23,40 @@ def classify(force_dev_max: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return out
 
 
+#: Verdicts from least to most uncertain: a frame takes the worse of its force and stress.
+_SEVERITY = {Verdict.ACCURATE: 0, Verdict.CANDIDATE: 1, Verdict.FAILED: 2}
+
+
+def worse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per frame, the more uncertain of two trust-window verdicts."""
+    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+    pick_b = np.array([_SEVERITY[y] > _SEVERITY[x] for x, y in zip(a, b, strict=True)], bool)
+    return np.where(pick_b, b, a)
+
+
 def classify_frames(
-    force_dev_max: np.ndarray, before_stop: np.ndarray, lo: float, hi: float
+    force_dev_max: np.ndarray,
+    before_stop: np.ndarray,
+    lo: float,
+    hi: float,
+    stress_dev: np.ndarray | None = None,
+    stress_lo: float = 0.0,
+    stress_hi: float = np.inf,
 ) -> np.ndarray:
     """:func:`classify`, with each frame kept just before an uncertainty stop a candidate.
 
     Such a frame lies below the walker's stop threshold (else the walker would have
     stopped there) but usually above hi: it is where the committee was about to go
     wrong, the frame the loop most needs labelled, not a failure to leave out.
+
+    ``stress_dev`` (GPa, NaN where a frame has none) is read against
+    [stress_lo, stress_hi): a frame's verdict is the worse of its force and its stress.
     """
     out = classify(force_dev_max, lo, hi)
+    if stress_dev is not None:
+        sdev = np.asarray(stress_dev, dtype=float)
+        has = np.isfinite(sdev)
+        out[has] = worse(out[has], classify(sdev[has], stress_lo, stress_hi))
     out[np.asarray(before_stop, dtype=bool) & np.isfinite(force_dev_max)] = Verdict.CANDIDATE
     return out
 
@@ -77,4 +101,34 @@ def statistics(
         **counts,
         **{f"{v}_ratio": (counts[v] / n if n else 0.0) for v in counts},
         "histogram": {"edges": edges.tolist(), "counts": hist.tolist()},
+    }
+
+
+def stress_deviations(frames: Sequence) -> np.ndarray | None:
+    """Each frame's stress deviation (GPa, NaN where it has none), or None if none has."""
+    devs = [f.stress_dev_gpa for f in frames]
+    if all(d is None for d in devs):
+        return None
+    return np.array([np.nan if d is None else d for d in devs], dtype=float)
+
+
+def stress_statistics(stress_dev: np.ndarray | None, lo: float, hi: float) -> dict:
+    """The stress side of a system's exploration statistics (GPa; empty without stress).
+
+    ``stress_candidate`` and ``stress_failed`` count the frames the stress window alone
+    puts in the candidate band or beyond it, whatever their force deviation.
+    """
+    if stress_dev is None:
+        return {}
+    dev = stress_dev[np.isfinite(stress_dev)]
+    if dev.size == 0:
+        return {}
+    verdicts = classify(dev, lo, hi)
+    return {
+        "stress_dev_median_gpa": float(np.median(dev)),
+        "stress_dev_max_gpa": float(dev.max()),
+        "stress_trust_lo_gpa": lo,
+        "stress_trust_hi_gpa": hi,
+        "stress_candidate": int((verdicts == Verdict.CANDIDATE).sum()),
+        "stress_failed": int((verdicts == Verdict.FAILED).sum()),
     }

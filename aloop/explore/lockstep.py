@@ -7,6 +7,7 @@ import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from ase import units
 from ase.calculators.calculator import Calculator, all_changes
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class LockstepBatcher:
             }
             if res.stress is not None:
                 out["stress"] = res.stress[k]
+                out["stress_dev_gpa"] = float(res.stress_dev[k]) / units.GPa
             self.results[wid] = out
         self.pending.clear()
         self.cond.notify_all()

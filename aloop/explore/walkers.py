@@ -65,16 +65,27 @@ class MDSettings:
     steps: int = config_field(_EXPLORE, "steps")
     sample_interval: int = config_field(_EXPLORE, "sample_interval")
     stop_force_dev: float = _EXPLORE.stop.force_dev_factor * TrustWindow().hi
+    #: GPa: a periodic walker whose committee stress deviation reaches it stops too.
+    stop_stress_dev_gpa: float = _EXPLORE.stop.force_dev_factor * TrustWindow().stress_hi_gpa
     min_distance_factor: float = config_field(_EXPLORE, "stop.min_distance_factor")
     max_bond_stretch: float = config_field(_EXPLORE, "stop.max_bond_stretch")
     max_volume_ratio: float = config_field(_EXPLORE, "stop.max_volume_ratio")
-    barostat_time_fs: float = 500.0
+    barostat_time_fs: float = config_field(_EXPLORE, "barostat_time_fs")
     thermostat_time_fs: float = 100.0
 
     @classmethod
-    def from_config(cls, explore: ExploreConfig, trust_hi: float) -> MDSettings:
-        """Settings for one system: the stop threshold is a multiple of its trust hi."""
-        return from_section(cls, explore, stop_force_dev=explore.stop.force_dev_factor * trust_hi)
+    def from_config(
+        cls, explore: ExploreConfig, trust_hi: float, stress_hi_gpa: float | None = None
+    ) -> MDSettings:
+        """Settings for one system: the stop thresholds are multiples of its trust his."""
+        factor = explore.stop.force_dev_factor
+        stress_hi = TrustWindow().stress_hi_gpa if stress_hi_gpa is None else stress_hi_gpa
+        return from_section(
+            cls,
+            explore,
+            stop_force_dev=factor * trust_hi,
+            stop_stress_dev_gpa=factor * stress_hi,
+        )
 
 
 @dataclass
@@ -92,6 +103,8 @@ class Frame:
     energy_dev: float
     #: The step before the walker stopped on uncertainty (kept if not sampled anyway).
     before_stop: bool = False
+    #: The committee's stress deviation (GPa); None where no stress was computed.
+    stress_dev_gpa: float | None = None
 
 
 #: A walker's stop reason when it ran every step.
@@ -153,16 +166,24 @@ def _make_dynamics(atoms: Atoms, spec: WalkerSpec, md: MDSettings) -> Any:
 #: A periodic walker's stop reasons when its cell leaves the volume window.
 CELL_COLLAPSED = "cell collapsed"
 CELL_EXPLODED = "cell exploded"
+#: A walker's stop reason when the committee's force or stress deviation passed its limit.
+UNCERTAINTY = "uncertainty"
 
 
 def stop_reason(
-    atoms: Atoms, force_dev_max: float, md: MDSettings, start_volume: float | None = None
+    atoms: Atoms,
+    force_dev_max: float,
+    md: MDSettings,
+    start_volume: float | None = None,
+    stress_dev_gpa: float | None = None,
 ) -> str | None:
     """Why a walker must stop at this geometry, or None to go on.
 
     ``start_volume`` (Å³, periodic walkers) is the cell volume the walker started from:
     a volume beyond ``md.max_volume_ratio`` times it, or below it divided by that, is a
-    cell that collapsed or exploded.
+    cell that collapsed or exploded. ``stress_dev_gpa`` (periodic walkers) stops the
+    walker on uncertainty like the force deviation: a barostat driven by a stress the
+    committee disagrees on moves the cell where no member was trained.
     """
     if not np.all(np.isfinite(atoms.positions)) or not np.all(np.isfinite(atoms.cell.array)):
         return "non-finite positions"
@@ -173,7 +194,9 @@ def stop_reason(
         if ratio < 1 / md.max_volume_ratio:
             return CELL_COLLAPSED
     if force_dev_max >= md.stop_force_dev:
-        return "uncertainty"
+        return UNCERTAINTY
+    if stress_dev_gpa is not None and stress_dev_gpa >= md.stop_stress_dev_gpa:
+        return UNCERTAINTY
     if len(atoms) < 2:
         return None
     dist, bond = pair_distances(atoms)
@@ -221,7 +244,7 @@ def _advance(
     dyn = _make_dynamics(atoms, spec, md)
     atoms.get_forces()  # every walker's first batched call; the integrator reuses it
     start_volume = atoms.get_volume() if atoms.pbc.all() else None
-    reason = stop_reason(atoms, calc.last["force_dev_max"], md, start_volume)
+    reason = _stop(atoms, calc.last, md, start_volume)
     if reason is not None:  # started in a bad place: no step is taken
         out.stop_reason = reason
         return
@@ -231,12 +254,12 @@ def _advance(
         out.steps_done = step
         out.temperatures.append(float(atoms.get_temperature()))
         last = calc.last
-        reason = stop_reason(atoms, last["force_dev_max"], md, start_volume)
+        reason = _stop(atoms, last, md, start_volume)
         if reason is not None:
             out.stop_reason = reason  # the frame past the limit is not sampled, but
             # the last one before it is: where the committee was about to lose its way
             # is what it most needs to learn (kept only if not sampled already).
-            if reason == "uncertainty":
+            if reason == UNCERTAINTY:
                 if previous is not None:
                     out.frames.append(previous)
                 if out.frames and out.frames[-1].step == step - 1:
@@ -249,6 +272,11 @@ def _advance(
             previous = None
         else:
             previous = frame
+
+
+def _stop(atoms: Atoms, last: dict, md: MDSettings, start_volume: float | None) -> str | None:
+    """:func:`stop_reason` on the committee's last evaluation of this walker."""
+    return stop_reason(atoms, last["force_dev_max"], md, start_volume, last.get("stress_dev_gpa"))
 
 
 def _frame(atoms: Atoms, spec: WalkerSpec, step: int, last: dict) -> Frame:
@@ -266,6 +294,7 @@ def _frame(atoms: Atoms, spec: WalkerSpec, step: int, last: dict) -> Frame:
         force_dev_max=last["force_dev_max"],
         force_dev_mean=last["force_dev_mean"],
         energy_dev=last["energy_dev"],
+        stress_dev_gpa=last.get("stress_dev_gpa"),
     )
 
 
@@ -273,7 +302,9 @@ def run_walkers(
     committee: Committee, specs: Sequence[WalkerSpec], md: MDSettings
 ) -> tuple[list[WalkerResult], int]:
     """Advance all walkers together; returns their results and the committee calls made."""
-    stress = md.ensemble == "npt"
+    # A periodic walker's stress deviation is part of its uncertainty, NVT or NPT: the
+    # labels of a cell carry its stress and the committee trains on it.
+    stress = md.ensemble == "npt" or (bool(specs) and all(s.atoms.pbc.all() for s in specs))
     batcher = LockstepBatcher(committee, len(specs), stress=stress)
     results = [WalkerResult(spec=s) for s in specs]
     threads = [
@@ -364,6 +395,7 @@ def frame_records(
                 "force_dev_max": f.force_dev_max,
                 "force_dev_mean": f.force_dev_mean,
                 "energy_dev": f.energy_dev,
+                "stress_dev_gpa": f.stress_dev_gpa,
             },
         )
         for f, v in zip(frames, verdicts, strict=True)

@@ -4,7 +4,10 @@ The neighbour lists and the graph batch are built once per call and shared by al
 members (they must agree on r_max and elements, which models of one committee do). Results
 follow MACE's calculator naming: ``energy_var``, ``forces_comm``; plus the per-atom force
 deviation (norm of the per-component standard deviation over members) and its max and mean
-per structure, DP-GEN's model deviation.
+per structure, DP-GEN's model deviation. With stress, the stress deviation of a periodic
+structure is the largest standard deviation over members of one of its six Voigt
+components (eV/Å^3), DP-GEN's virial deviation on the stress instead of the virial, so it
+does not grow with the cell.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class CommitteeResult:
     forces_members: list[np.ndarray] | None = None
     descriptors: np.ndarray | None = None
     stress: np.ndarray | None = None
+    #: Per structure: max over Voigt components of the members' stress std (eV/Å^3).
+    stress_dev: np.ndarray | None = None
 
 
 class Committee:
@@ -147,7 +152,8 @@ class Committee:
         batch
             A graph batch of ``atoms_list`` from :meth:`batch` to reuse (built if None).
         stress
-            Add the committee-mean stress (periodic structures), Voigt order, eV/Å^3.
+            Add the committee-mean stress (periodic structures), Voigt order, eV/Å^3, and
+            its deviation ``stress_dev``.
 
         Returns
         -------
@@ -165,8 +171,10 @@ class Committee:
         index = batch["batch"]
         dev, dev_max, dev_mean, counts = self._force_deviation(f, index, n_struct)
         splits = batch["ptr"].tolist()
+        mean_stress, stress_dev = self._stress(outs) if stress else (None, None)
         return CommitteeResult(
-            stress=self._mean_stress(outs) if stress else None,
+            stress=mean_stress,
+            stress_dev=stress_dev,
             energy=e.mean(dim=0).cpu().numpy(),
             energy_std=e.std(dim=0, unbiased=False).cpu().numpy(),
             forces=_per_structure(f.mean(dim=0), splits, n_struct),
@@ -218,12 +226,17 @@ class Committee:
         ).index_add(0, index, scalars)
         return (summed / counts[:, None]).cpu().numpy()
 
-    def _mean_stress(self, outs: list[tuple]) -> np.ndarray:
-        """The committee-mean stress of each structure, Voigt order (eV/Å^3)."""
-        from ase.stress import full_3x3_to_voigt_6_stress
+    def _stress(self, outs: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+        """Each structure's committee-mean stress (Voigt order) and stress deviation, eV/Å^3."""
+        members = self._torch.stack([o[3] for o in outs]).cpu().numpy()  # (K, n, 3, 3)
+        members = (members + members.swapaxes(-1, -2)) / 2  # as ASE's voigt conversion
+        rows, cols = zip(*VOIGT_PAIRS, strict=True)
+        voigt = members[:, :, list(rows), list(cols)]  # (K, n, 6)
+        return voigt.mean(axis=0), voigt.std(axis=0).max(axis=1)
 
-        full = self._torch.stack([o[3] for o in outs]).mean(dim=0).cpu().numpy()
-        return np.array([full_3x3_to_voigt_6_stress(x) for x in full])
+
+#: The (row, column) of each Voigt component of a 3x3 stress: xx yy zz yz xz xy (ASE's order).
+VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 def _per_structure(t: Any, splits: list[int], n_struct: int) -> list[np.ndarray]:

@@ -52,6 +52,12 @@ const aloop = (() => {
   }
   // The accurate ratio as the stopping rule reads it: of the planned walker time when stored
   // (a walker stopped early counts against it), else (older iterations) of the sampled frames.
+  // Periodic systems' committee stress deviation; "-" where no system has one.
+  const stressDevText = (r) => {
+    const parts = (r.systems || []).filter((s) => given(s.stress_dev_median_gpa))
+      .map((s) => `${num(s.stress_dev_median_gpa, 2)} / ${num(s.stress_dev_max_gpa, 2)}`);
+    return parts.length ? parts.join("; ") : "-";
+  };
   const ratioOf = (x) => (x ? (given(x.time_ratio) ? x.time_ratio : x.accurate_ratio) : null);
   function ratioCell(x, sys) {
     if (!given(x.time_ratio)) return esc(pct(x.accurate_ratio));
@@ -142,6 +148,7 @@ const aloop = (() => {
         {title: "hold-out F RMSE (n)", value: (r) => holdoutText(r.holdout)},
         {title: "F RMSE on selected (biased)", value: (r) => num(r.committee_forces_rmse, 4)},
         {title: "calibration scale", value: (r) => (r.calibration ? num(r.calibration.scale, 2) : "-")},
+        {title: "stress dev GPa (median / max)", value: (r) => stressDevText(r)},
         {title: "stage s", value: (r) => d.stages.filter((s) => r.stages[s]).map((s) => num(r.stages[s].seconds, 0)).join(" / ")},
       ], d.final ? [...its, d.final] : its, (r) => `data-iteration="${r.index}"`, (r, n) => (r.is_final
         ? `<tr class="final" data-iteration="${r.index}" data-final="true"><td>final</td><td class="text" colspan="${n - 1}">${esc(finalWords(r))}</td></tr>` : null));
@@ -218,6 +225,7 @@ const aloop = (() => {
         {title: "system", cls: "text", value: (r) => r.system},
         {title: "iteration", value: (r) => r.iteration},
         {title: "max force dev (eV/Å)", value: (r) => num(r.force_dev_max, 4)},
+        {title: "stress dev (GPa)", value: (r) => (given(r.stress_dev_gpa) ? num(r.stress_dev_gpa, 3) : "-")},
         {title: "verdict", cls: "text", value: (r) => r.verdict},
       ], d.selected);
     });
@@ -232,7 +240,7 @@ const aloop = (() => {
         ["origin", `${d.origin}, iteration ${d.iteration}`], ["walker", lin.walker], ["temperature (K)", lin.temperature],
         ["pressure (GPa)", lin.pressure_gpa], ["MD step", lin.md_step], ["committee", (lin.committee || []).join(", ")],
         ["rattled from", lin.parent], ["imported from", lin.source_file],
-        ["max force deviation (eV/Å)", unc.force_dev_max === undefined ? undefined : num(unc.force_dev_max, 4)], ["verdict", `${d.verdict || "-"}: ${d.verdict_reason || ""}`],
+        ["max force deviation (eV/Å)", unc.force_dev_max === undefined ? undefined : num(unc.force_dev_max, 4)], ["stress deviation (GPa)", given(unc.stress_dev_gpa) ? num(unc.stress_dev_gpa, 3) : undefined], ["verdict", `${d.verdict || "-"}: ${d.verdict_reason || ""}`],
         ["trained on by", d.trained_models.map((m) => `iteration ${m.iteration} member ${m.member}`).join(", ")]];
       document.getElementById("lineage").innerHTML = "<dl>" + rows.filter((r) => r[1] !== undefined && r[1] !== null && r[1] !== "")
         .map((r) => `<dt>${esc(r[0])}</dt><dd>${esc(r[1])}</dd>`).join("") + "</dl>";

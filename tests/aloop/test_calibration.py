@@ -86,3 +86,57 @@ def test_holdout_error_reports_its_sample_size_and_tail():
         "no hold-out frames labelled"
     )
     assert committee_error(_errors(np.full(3, 0.1), np.array([0.1, 0.5, 0.2]))).forces_max == 0.5
+
+
+def test_holdout_stress_error_is_read_on_the_cells_with_a_reference_stress():
+    from ase import Atoms, units
+
+    from aloop.calibration import frame_errors
+    from aloop.models.committee import CommitteeResult
+    from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
+
+    class FixedCommittee:
+        """Stands in for a trained committee: its prediction is chosen here, so the
+        error the hold-out must report is known exactly."""
+
+        def __init__(self, stress):
+            self.stress = np.asarray(stress, float)
+            self.asked_for_stress = None
+
+        def evaluate(self, frames, stress=False):
+            self.asked_for_stress = stress
+            n = len(frames)
+            return CommitteeResult(
+                energy=np.zeros(n),
+                energy_std=np.zeros(n),
+                forces=[np.zeros((len(a), 3)) for a in frames],
+                force_std=[np.zeros((len(a), 3)) for a in frames],
+                force_dev_max=np.full(n, 0.1),
+                force_dev_mean=np.full(n, 0.1),
+                stress=self.stress[:n] if stress else None,
+            )
+
+    def cell(ref_stress_gpa):
+        a = Atoms("H2", positions=[[0, 0, 0], [0.7, 0, 0]], cell=[3, 3, 3], pbc=True)
+        a.info[REF_ENERGY] = 0.0
+        a.arrays[REF_FORCES] = np.zeros((2, 3))
+        if ref_stress_gpa is not None:
+            a.info[REF_STRESS] = np.full(6, ref_stress_gpa) * units.GPa
+        return a
+
+    predicted = np.full((3, 6), 1.0) * units.GPa  # 1 GPa on every component
+    committee = FixedCommittee(predicted)
+    errors = frame_errors(committee, [cell(0.5), cell(1.3), cell(None)])
+    assert committee.asked_for_stress is True
+    held = holdout_error(errors)
+    # errors 0.5 and -0.3 GPa on every component; the cell without a stress is left out
+    assert held.stress_n == 2
+    assert held.stress_rmse_gpa == pytest.approx(np.sqrt((0.5**2 + 0.3**2) / 2))
+    assert "GPa stress RMSE on 2" in held.describe()
+    # molecules: no stress asked for, none reported
+    mol = cell(None)
+    mol.pbc = False
+    mol.cell = np.zeros((3, 3))
+    no_stress = holdout_error(frame_errors(committee, [mol]))
+    assert committee.asked_for_stress is False
+    assert no_stress.stress_rmse_gpa is None and no_stress.stress_n == 0

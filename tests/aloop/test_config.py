@@ -75,6 +75,8 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         del data["model"][key]
     del data["dft"]["ecp"], data["dft"]["spin"], data["dft"]["scf"]["stability_rounds"]
     del data["select"]["trust"]["calibrated"], data["select"]["holdout_per_system"]
+    del data["select"]["trust"]["stress_lo_gpa"], data["select"]["trust"]["stress_hi_gpa"]
+    del data["explore"]["barostat_time_fs"]
     del data["dft"]["engine"], data["dft"]["cp2k"], data["explore"]["stop"]["max_volume_ratio"]
     for key in ("strained_per_structure", "max_volumetric_strain", "max_shear_strain"):
         del data["initial"][key]
@@ -97,6 +99,10 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         ("initial.strained_per_structure", 4),
         ("explore.stop.max_volume_ratio", 2.0),
         ("initial.max_shear_strain", 0.02),
+        ("explore.barostat_time_fs", 2000.0),
+        ("select.trust.stress_lo_gpa", 0.2),
+        ("select.trust.stress_hi_gpa", 2.0),
+        ("dft.cp2k.kinds", {"Mg": {"basis": "DZVP-MOLOPT-SR-GTH-q2", "potential": "GTH-PBE-q2"}}),
     ]:
         assert parse_config(with_change(key, value)).result_hash() != before, key
 

@@ -219,3 +219,29 @@ def test_periodic_seeds_include_strained_cells_over_the_configured_range():
     again = seed_structures([cell], initial)
     for (x, _, _), (y, _, _) in zip(seeds, again, strict=True):
         assert (x.cell.array == y.cell.array).all() and (x.positions == y.positions).all()
+
+
+def test_a_stress_target_holds_the_holdout_rule_until_the_stress_error_is_met():
+    stop = StopConfig(
+        accurate_ratio=0.99,
+        force_error_target=0.05,
+        stress_error_target_gpa=0.2,
+        holdout_min_frames=10,
+        max_iterations=10,
+    )
+
+    def it(stress_rmse: float | None) -> IterationStats:
+        base = _it(0.2, force_rmse=0.04)
+        held = HoldoutError(
+            n=12, forces_rmse=0.04, stress_rmse_gpa=stress_rmse, stress_n=12 if stress_rmse else 0
+        )
+        return base.model_copy(update={"holdout_error": held})
+
+    assert not decide([it(0.35)], stop).stop  # forces are good, the stress is not
+    assert not decide([it(None)], stop).stop  # a stress target with no stress measured
+    d = decide([it(0.12)], stop)
+    assert d.status is CampaignStatus.CONVERGED and d.rule is StopRule.HOLDOUT_ERROR
+    assert "stress RMSE 0.120 GPa < target 0.2 GPa on 12 cells" in d.reason
+    # without a stress target, the force rule alone decides, as for molecules
+    plain = stop.model_copy(update={"stress_error_target_gpa": None})
+    assert decide([it(0.35)], plain).stop

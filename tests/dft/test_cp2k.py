@@ -182,6 +182,30 @@ def test_cp2k_config_errors_name_the_key(tmp_path):
     )
     problems = dft_name_problems(cfg, tmp_path)
     assert problems == ["dft.cp2k.basis: BASIS_MOLOPT has no 'NOPE' for Cl, Na"]
+    # an element's own names are looked up in its own files
+    kinds = {
+        "Na": {"basis": "DZVP-MOLOPT-SR-GTH-q2", "potential": "GTH-PBE-q1"},
+        "Cl": {"basis": "DZVP-MOLOPT-SR-GTH", "potential": "GTH-PBE-q7", "basis_file": "NONE"},
+    }
+    cfg = parse_config(
+        {"campaign": "c", "systems": [system], "dft": {"engine": "cp2k", "cp2k": {"kinds": kinds}}},
+        base_dir=tmp_path,
+    )
+    problems = dft_name_problems(cfg, tmp_path)
+    assert problems[0].startswith("dft.cp2k.kinds.Cl.basis_file: CP2K data file 'NONE' not found")
+    assert problems[1:] == [
+        "dft.cp2k.kinds.Na.basis: BASIS_MOLOPT has no 'DZVP-MOLOPT-SR-GTH-q2' for Na",
+        "dft.cp2k.kinds.Na.potential: GTH_POTENTIALS has no 'GTH-PBE-q1' for Na",
+    ]
+    with pytest.raises(ConfigError, match=r"dft\.cp2k\.kinds.*not element symbols: Xx"):
+        parse_config(
+            {
+                "campaign": "c",
+                "systems": [system],
+                "dft": {"engine": "cp2k", "cp2k": {"kinds": {"Xx": kinds["Na"]}}},
+            },
+            base_dir=tmp_path,
+        )
 
 
 def _tmp(name: str):
@@ -222,3 +246,33 @@ def test_a_label_does_not_depend_on_the_cell_labelled_before_it(label):
     again = label_structure("h4", _cell(), SETTINGS)
     assert again.energy == pytest.approx(label.energy, abs=1e-5)
     np.testing.assert_allclose(again.stress, label.stress, atol=1e-6)
+
+
+def test_an_element_kind_is_the_basis_its_element_is_labelled_with(label):
+    """``dft.cp2k.kinds``: the element's own basis replaces the section's, exactly as if it
+    were every element's; it is its own hash, and its basis file's content is in it."""
+    from dft.settings import LabelSettings
+
+    kinds = (("H", "DZVP-MOLOPT-GTH", "GTH-PBE", "BASIS_MOLOPT", "GTH_POTENTIALS"),)
+    by_kind = replace(SETTINGS, cp2k_kinds=kinds)
+    whole = replace(SETTINGS, cp2k_basis="DZVP-MOLOPT-GTH")
+    a = label_structure("h4", _cell(), by_kind)
+    b = label_structure("h4", _cell(), whole)
+    assert a.status is b.status is LabelStatus.OK
+    assert a.energy == pytest.approx(b.energy, abs=1e-8)
+    assert a.energy != pytest.approx(label.energy, abs=1e-3)  # not the SZV surface
+    hashes = {s.settings_hash() for s in (SETTINGS, by_kind, whole)}
+    assert len(hashes) == 3
+    assert by_kind.result_fields()["kinds"][0]["basis_file_sha256"]
+    # built from a campaign's config, sorted by element
+    cfg = parse_config(
+        {
+            "campaign": "c",
+            "systems": [{"name": "h", "molecule": "H2"}],
+            "dft": {
+                "engine": "cp2k",
+                "cp2k": {"kinds": {"H": {"basis": "DZVP-MOLOPT-GTH", "potential": "GTH-PBE"}}},
+            },
+        }
+    )
+    assert LabelSettings.from_config(cfg.dft, periodic=True).cp2k_kinds == kinds

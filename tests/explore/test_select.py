@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aloop.explore.classify import adaptive_lower, classify, statistics
+from aloop.explore.classify import (
+    adaptive_lower,
+    classify,
+    classify_frames,
+    statistics,
+    stress_statistics,
+)
 from aloop.explore.select import farthest_point, select
 from aloop.vocabulary import RejectionKind, Verdict
 
@@ -22,6 +28,21 @@ def test_classification_boundaries():
     ]
     with pytest.raises(ValueError, match="lo < hi"):
         classify(dev, 0.3, 0.3)
+
+
+def test_a_frame_is_as_uncertain_as_the_worse_of_its_force_and_stress():
+    force = np.array([0.01, 0.01, 0.01, 0.10, 0.10, 0.50, 0.01])
+    stress = np.array([0.05, 0.50, 2.00, 0.05, 2.00, 0.05, np.nan])  # GPa; NaN: none
+    before = np.zeros(force.size, bool)
+    got = classify_frames(force, before, 0.05, 0.3, stress, stress_lo=0.1, stress_hi=1.0)
+    A, C, F = Verdict.ACCURATE, Verdict.CANDIDATE, Verdict.FAILED
+    assert got.tolist() == [A, C, F, C, F, F, A]
+    # without a stress the verdicts are the force's alone
+    assert classify_frames(force, before, 0.05, 0.3).tolist() == [A, A, A, C, C, F, A]
+    stats = stress_statistics(stress, 0.1, 1.0)
+    assert stats["stress_candidate"] == 1 and stats["stress_failed"] == 2
+    assert stats["stress_dev_max_gpa"] == 2.0
+    assert stress_statistics(None, 0.1, 1.0) == {}
 
 
 def test_statistics_counts_ratios_and_histogram():

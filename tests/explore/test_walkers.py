@@ -99,6 +99,7 @@ def test_npt_walker_on_a_periodic_cell_changes_its_volume(committee):
         steps=20,
         sample_interval=10,
         stop_force_dev=1e9,
+        stop_stress_dev_gpa=1e9,  # an untrained committee disagrees on stress too
         barostat_time_fs=20.0,
         thermostat_time_fs=20.0,
         max_volume_ratio=100.0,  # two molecules in a box of vacuum: it shrinks fast at 1 GPa
@@ -145,6 +146,31 @@ def test_a_periodic_walker_whose_cell_collapses_or_explodes_stops_with_the_reaso
     assert stop_reason(molecule("H2O"), 0.0, md) is None
 
 
+def test_a_periodic_walker_stops_when_the_committee_disagrees_on_its_stress(committee):
+    """The stress deviation is part of the walker's uncertainty: with the force limit out
+    of reach, a stress limit below what this committee gives on the box stops the walker
+    at once, and a limit above it lets the walker run; frames carry the deviation."""
+    cell = Atoms("H2", positions=[[0, 0, 0], [2.5, 2.5, 2.5]], cell=[5, 5, 5], pbc=True)
+    md = MDSettings(stop_force_dev=1e9, stop_stress_dev_gpa=0.5)
+    assert stop_reason(cell, 0.0, md, stress_dev_gpa=0.49) is None
+    assert stop_reason(cell, 0.0, md, stress_dev_gpa=0.5) == "uncertainty"
+    box = _water_box()
+    spec = WalkerSpec("water-box", box, 300.0, seed=3, walker=0)
+    free = MDSettings(steps=20, sample_interval=10, stop_force_dev=1e9, stop_stress_dev_gpa=1e9)
+    (ran,), _ = run_walkers(committee, [spec], free)  # NVT: a cell still has a stress
+    assert ran.stop_reason == "steps" and len(ran.frames) == 2
+    devs = [f.stress_dev_gpa for f in ran.frames]
+    assert all(d is not None and d > 0 for d in devs)
+    tight = MDSettings(
+        steps=20, sample_interval=10, stop_force_dev=1e9, stop_stress_dev_gpa=min(devs) / 10
+    )
+    (stopped,), _ = run_walkers(committee, [spec], tight)
+    assert stopped.stop_reason == "uncertainty" and stopped.steps_done == 0
+    # a molecule's walkers compute no stress
+    (mol,), _ = run_walkers(committee, [WalkerSpec("w", molecule("H2O"), 300.0)], free)
+    assert all(f.stress_dev_gpa is None for f in mol.frames)
+
+
 def test_md_settings_defaults_and_construction_are_pinned():
     import dataclasses
     from pathlib import Path
@@ -158,6 +184,7 @@ def test_md_settings_defaults_and_construction_are_pinned():
         "steps": 1000,
         "sample_interval": 10,
         "stop_force_dev": 0.6,
+        "stop_stress_dev_gpa": 2.0,
         "min_distance_factor": 0.5,
         "max_bond_stretch": 2.5,
         "max_volume_ratio": 1.5,
@@ -171,6 +198,8 @@ def test_md_settings_defaults_and_construction_are_pinned():
         "steps": 200,
         "stop_force_dev": 1.0,
     }
+    stressed = MDSettings.from_config(cfg.explore, 0.3, stress_hi_gpa=0.5)
+    assert (stressed.stop_force_dev, stressed.stop_stress_dev_gpa) == (0.6, 1.0)
 
 
 def test_the_frame_before_an_uncertainty_stop_is_kept_and_becomes_a_candidate(committee):

@@ -82,6 +82,35 @@ def test_committee_matches_mace_calculator_per_member(trained):
         assert res.force_dev_mean[i] == pytest.approx(dev.mean(), abs=1e-8)
 
 
+def test_stress_deviation_is_the_largest_voigt_std_over_members(trained):
+    """Against MACE's calculator per member: the committee-mean stress and, per cell,
+    the max over the six Voigt components of the members' standard deviation."""
+    from mace.calculators import MACECalculator
+
+    frames, _, members = trained
+    cells = []
+    for k, a in enumerate(frames[:3]):
+        b = a.copy()
+        b.cell, b.pbc = np.eye(3) * (4.5 + 0.3 * k), True  # images within r_max: a real stress
+        cells.append(b)
+    res = Committee([load_model(m.weights, m.sha256) for m in members]).evaluate(cells, stress=True)
+    for i, cell in enumerate(cells):
+        per_member = []
+        for m in members:
+            a = cell.copy()
+            a.calc = MACECalculator(
+                models=[load_model(m.weights, m.sha256)], device="cpu", default_dtype="float64"
+            )
+            per_member.append(a.get_stress())
+        per_member = np.array(per_member)
+        np.testing.assert_allclose(res.stress[i], per_member.mean(axis=0), atol=1e-10)
+        assert res.stress_dev[i] == pytest.approx(per_member.std(axis=0).max(), abs=1e-10)
+        assert res.stress_dev[i] > 0
+    assert Committee([load_model(members[0].weights, members[0].sha256)] * 2).evaluate(
+        cells, stress=True
+    ).stress_dev == pytest.approx(0.0, abs=1e-12)
+
+
 def test_committee_calculator_and_descriptors(trained):
     frames, _, members = trained
     committee = Committee([load_model(m.weights, m.sha256) for m in members])
