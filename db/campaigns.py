@@ -353,3 +353,15 @@ def thread_connection(alias: str = "aloop-lease") -> Iterator[str]:
         yield alias
     finally:
         mongoengine.disconnect(alias)
+
+
+def add_analysis(campaign_id: Any, analysis: dict) -> None:
+    """Store one analysis of the campaign (``aloop density``'s table), with its time."""
+    entry = {**analysis, "created_at": utcnow()}
+    Campaign.objects(id=campaign_id).update_one(push__analyses=entry)
+
+
+def analyses(campaign_id: Any, kind: str | None = None) -> list[dict]:
+    """The campaign's stored analyses, oldest first (only ``kind`` when given)."""
+    doc = Campaign.objects.only("analyses").get(id=campaign_id)
+    return [dict(a) for a in doc.analyses or [] if kind is None or a.get("kind") == kind]

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from aloop import __version__
-from aloop.cli import dashboard, db, export, import_, run, show, status, validate
+from aloop.cli import dashboard, db, density, export, import_, run, show, status, validate
 from aloop.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, mapped
 from aloop.cli.usage import OneLineUsage
 
@@ -66,5 +66,6 @@ _register(app, export.export)
 _register(app, import_.import_, name="import")
 _register(app, show.show)
 _register(app, dashboard.dashboard)
+_register(app, density.density)
 _register(db.db_app, db.db_copy, name="copy")
 app.add_typer(db.db_app, name="db")

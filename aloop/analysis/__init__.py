@@ -1,0 +1,1 @@
+"""What a campaign's committee is used for once trained: observables from its MD."""
