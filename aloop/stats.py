@@ -43,8 +43,12 @@ class SeedStats(StageStats):
     seeded: int
     seeded_new: int = 0
     selected: int
+    #: Of the seeds, the strained cells (None in documents stored before they existed).
+    strained: int | None = None
 
     def summary(self) -> str:
+        if self.strained:
+            return f"{self.seeded} seed structures (initial + rattled + {self.strained} strained)"
         return f"{self.seeded} seed structures (initial + rattled)"
 
 

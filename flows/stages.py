@@ -107,7 +107,10 @@ def seed_stage(loop: Loop, iteration: IterationRecord) -> tuple[SeedStats, float
     result = structures.insert_structures(loop.campaign.id, records)
     # Imported frames waiting for a label are selected at iteration 0 too.
     selected = len(structures.structure_ids(loop.campaign.id, 0, verdicts=[Verdict.SELECTED]))
-    return SeedStats(seeded=len(records), seeded_new=result.inserted, selected=selected), 0.0
+    strained = sum(r.origin is Origin.STRAINED for r in records)
+    return SeedStats(
+        seeded=len(records), seeded_new=result.inserted, selected=selected, strained=strained
+    ), 0.0
 
 
 # ---------------------------------------------------------------------------- training

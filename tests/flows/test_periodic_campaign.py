@@ -1,0 +1,115 @@
+"""A periodic campaign end to end: CP2K labels with stress, strained seeds, NPT
+exploration whose frames carry the committee's stress deviation, members trained on
+stress, the hold-out's stress error; killed mid-labelling and resumed.
+
+Everything is real: Debian's cp2k_shell, MACE training, Prefect; the cell is two H2
+molecules in a 3.3 Å box so that a label takes about a second.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from mongoengine.connection import get_db
+
+from aloop.vocabulary import LabelStatus, Origin
+from db import campaigns, connection, iterations
+from db.documents import Label, Model, Structure
+from tests.flows.conftest import campaign_env, run_aloop, start_aloop
+from tests.flows.consistency import check_campaign
+
+pytestmark = pytest.mark.slow
+
+if shutil.which("cp2k_shell") is None:
+    if os.environ.get("ALOOP_REQUIRE_CP2K") == "1":
+        pytest.fail("ALOOP_REQUIRE_CP2K=1 but cp2k_shell is not installed", pytrace=False)
+    pytest.skip("cp2k_shell is not installed (apt-get install cp2k)", allow_module_level=True)
+
+CONFIG = Path(__file__).with_name("tiny-cell.yaml")
+
+
+def test_a_periodic_campaign_runs_with_stress_and_resumes_after_a_kill(prefect_api, tmp_path):
+    db_uri = f"embedded://{tmp_path / 'db'}"
+    env = campaign_env(prefect_api, tmp_path / "data")
+    args = ["run", str(CONFIG), "--db", db_uri]
+    log = tmp_path / "run.log"
+
+    connection.connect(db_uri)
+    try:
+        db = get_db()
+        proc = start_aloop(args, env, log)
+        deadline = time.monotonic() + 600
+        # killed once iteration 1 has labelled some of its selection, not all
+        while db["labels"].count_documents({"iteration": 1}) < 1:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "never reached the labelling of iteration 1"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        before = {str(lab.id) for lab in Label.objects.only("id")}
+        # no density before the campaign has a production committee, and it says why
+        early = run_aloop(["density", str(CONFIG), "--db", db_uri], env)
+        assert early.returncode == 2, early.stdout + early.stderr
+        assert "no production committee" in early.stderr
+
+        done = run_aloop([*args, "--take-over"], env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "resuming campaign tiny-cell" in done.stderr
+        check_campaign("tiny-cell", committee_size=2)
+        # the labels stored before the kill were kept, not computed again
+        assert before <= {str(lab.id) for lab in Label.objects.only("id")}
+
+        # every ok label of a cell is one CP2K surface with its stress
+        ok = list(Label.objects(status=LabelStatus.OK))
+        assert len(ok) >= 12
+        for lab in ok:
+            assert lab.stress is not None, lab.id
+            assert "cp2k" in lab.code_versions
+        # the seeds include strained cells: more than one volume before NPT
+        seeds = Structure.objects(iteration=0, system="hcell")
+        volumes = {round(abs(_det(s.cell)), 3) for s in seeds}
+        assert len(volumes) >= 4
+        # NPT frames carry the committee's stress deviation and moved the cell
+        frames = list(Structure.objects(origin=Origin.MD))
+        assert frames and all(f.uncertainty.stress_dev_gpa is not None for f in frames)
+        assert len({round(abs(_det(f.cell)), 3) for f in frames}) > 1
+        # every member trained on the stress
+        assert all(m.hyperparameters["stress"] for m in Model.objects)
+        # the stress deviation is in the exploration's statistics, and the hold-out's
+        # stress error is measured every iteration, the production committee's included
+        its = iterations.campaign_iterations(campaigns.get_campaign("tiny-cell").id)
+        assert its[1].stats.explore.systems[0].stress_dev_max_gpa > 0
+        assert its[1].stats.holdout_error.stress_n >= 1
+        final = its[-1].stats.final.final_holdout
+        assert final.stress_n >= 1 and final.stress_rmse_gpa > 0
+
+        # the density the users want: NPT with the production committee, stored with
+        # the campaign, written as a table and a plot
+        out = tmp_path / "density"
+        dens = run_aloop(
+            ["density", str(CONFIG), "--db", db_uri, "--steps", "120", "--equilibration", "40"]
+            + ["--walkers", "2", "--blocks", "2", "--out", str(out)],
+            env,
+        )
+        assert dens.returncode == 0, dens.stdout + dens.stderr
+        assert "300.0 K:" in dens.stdout
+        rows = (out / "density.csv").read_text().splitlines()
+        assert len(rows) == 2 and rows[1].startswith("300,1,")
+        assert (out / "density.png").stat().st_size > 0
+        stored = campaigns.analyses(campaigns.get_campaign("tiny-cell").id, kind="density")
+        assert len(stored) == 1
+        assert stored[0]["settings"]["steps"] == 120 and len(stored[0]["committee"]) == 2
+        assert stored[0]["points"][0]["walkers"] == 2
+    finally:
+        connection.disconnect()
+
+
+def _det(cell) -> float:
+    import numpy as np
+
+    return float(np.linalg.det(np.asarray(cell, dtype=float).reshape(3, 3)))
