@@ -91,11 +91,8 @@ def test_a_periodic_campaign_runs_with_stress_and_resumes_after_a_kill(prefect_a
         # the density the users want: NPT with the production committee, stored with
         # the campaign, written as a table and a plot
         out = tmp_path / "density"
-        dens = run_aloop(
-            ["density", str(CONFIG), "--db", db_uri, "--steps", "120", "--equilibration", "40"]
-            + ["--walkers", "2", "--blocks", "2", "--out", str(out)],
-            env,
-        )
+        options = ["--steps", "120", "--equilibration", "40", "--walkers", "2", "--blocks", "2"]
+        dens = run_aloop(["density", str(CONFIG), "--db", db_uri, *options, "--out", str(out)], env)
         assert dens.returncode == 0, dens.stdout + dens.stderr
         assert "300.0 K:" in dens.stdout
         rows = (out / "density.csv").read_text().splitlines()
