@@ -325,10 +325,19 @@ def export_dataset(
         **_curation(options, duplicates, outliers, removed),
         "code_versions": code_versions(),
         "files": files,
-        "mace_run_train": MACE_RUN_TRAIN if isolated else MACE_RUN_TRAIN_AVERAGE,
+        "mace_run_train": _mace_run_train(bool(isolated), settings),
     }
     _write_manifest(manifest, out_dir / "manifest.json", part)
     return ExportResult(out_dir, splits, files, manifest, outliers, duplicates)
+
+
+def _mace_run_train(isolated: bool, settings: dict[str, dict]) -> str:
+    """The manifest's mace_run_train line: ``--loss=stress`` when the labels are of
+    periodic cells (they carry REF_stress, and MACE's default loss ignores it)."""
+    line = MACE_RUN_TRAIN if isolated else MACE_RUN_TRAIN_AVERAGE
+    if any(s.get("periodic") for s in settings.values()):
+        line = line.replace(" ...", " --loss=stress --stress_weight=1.0 ...")
+    return line
 
 
 def _isolated_atoms(

@@ -8,6 +8,7 @@ molecules in a 3.3 Å box so that a label takes about a second.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,11 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+from ase.io import read
 from mongoengine.connection import get_db
 
 from aloop.vocabulary import LabelStatus, Origin
 from db import campaigns, connection, iterations
 from db.documents import Label, Model, Structure
+from tests.dataset.conftest import run_mace_train
 from tests.flows.conftest import campaign_env, run_aloop, start_aloop
 from tests.flows.consistency import check_campaign
 
@@ -87,6 +90,22 @@ def test_a_periodic_campaign_runs_with_stress_and_resumes_after_a_kill(prefect_a
         assert its[1].stats.holdout_error.stress_n >= 1
         final = its[-1].stats.final.final_holdout
         assert final.stress_n >= 1 and final.stress_rmse_gpa > 0
+
+        # the export trains the real mace_run_train with stress, on cells with a lattice
+        export = tmp_path / "export"
+        exported = run_aloop(["export", "tiny-cell", "--db", db_uri, "--out", str(export)], env)
+        assert exported.returncode == 0, exported.stdout + exported.stderr
+        manifest = json.loads((export / "manifest.json").read_text())
+        assert "--loss=stress" in manifest["mace_run_train"]
+        frames = [a for a in read(export / "train.xyz", ":") if len(a) > 1]
+        assert frames and all(a.pbc.all() and a.cell.volume > 0 for a in frames)
+        assert all(a.info["REF_stress"].shape == (6,) for a in frames)
+        stress_flags = ["--loss=stress", "--stress_key=REF_stress", "--stress_weight=10"]
+        trained = run_mace_train(export, tmp_path / "mace", *stress_flags, "--max_num_epochs=2")
+        assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+        logs = "".join(p.read_text() for p in (tmp_path / "mace").rglob("*.log"))
+        assert "WeightedEnergyForcesStressLoss" in trained.stdout + trained.stderr + logs
+        assert (tmp_path / "mace" / "exported.model").is_file()
 
         # the density the users want: NPT with the production committee, stored with
         # the campaign, written as a table and a plot
