@@ -7,7 +7,7 @@ VENV := .venv
 WIRE := .venv-wire
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install install-wire install-tools bench-db clean
+.PHONY: demo demo-molten-salt test lint install install-wire install-tools install-cp2k bench-db clean
 
 install: $(VENV)/.installed
 install-wire: $(WIRE)/.installed
@@ -40,8 +40,18 @@ install-tools:
 	  && command -v cp2k_shell >/dev/null || { \
 	  apt-get update -qq && apt-get install -y -qq chromium docker-compose cp2k >/dev/null; }
 
+# Only Debian's cp2k, for the molten-salt demo.
+install-cp2k:
+	command -v cp2k_shell >/dev/null || { \
+	  apt-get update -qq && apt-get install -y -qq cp2k >/dev/null; }
+
 demo: install
 	$(BIN)/aloop run configs/demo-water.yaml
+
+# The periodic demo: molten MgCl2 labelled by CP2K, then its density against temperature.
+demo-molten-salt: install install-cp2k
+	$(BIN)/aloop run configs/demo-molten-salt.yaml
+	$(BIN)/aloop density configs/demo-molten-salt.yaml
 
 lint: install
 	$(BIN)/ruff check .

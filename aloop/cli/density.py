@@ -24,7 +24,11 @@ def density(
     blocks: Annotated[int, typer.Option(min=2, help="Blocks per walker for the error.")] = 4,
     sample_interval: Annotated[int, typer.Option(min=1, help="Steps between samples.")] = 10,
     out: Annotated[
-        Path | None, typer.Option(help="Folder for density.csv and density.png.")
+        Path | None,
+        typer.Option(
+            help="Folder for density.csv and density.png (default: density/CAMPAIGN in "
+            "the data directory)."
+        ),
     ] = None,
     db_uri: DbOption = None,
 ) -> None:
@@ -38,6 +42,7 @@ def density(
     from aloop.explore.walkers import MDSettings
     from aloop.models.committee import Committee
     from aloop.models.io import load_model, pick_device
+    from aloop.settings import get_settings
     from aloop.structures import load_system_structures
     from db import campaigns
     from db.export import final_iteration, why_no_final_committee
@@ -62,7 +67,7 @@ def density(
         steps=steps,
         sample_interval=sample_interval,
     )
-    out_dir = out or Path(f"density-{cfg.campaign}")
+    out_dir = out or get_settings().data_dir / "density" / cfg.campaign
     with connected(uri_in_force(db_uri, cfg.database.uri), create=False) as target:
         found = campaigns.get_campaign(cfg.campaign)
         if found is None:

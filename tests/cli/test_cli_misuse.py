@@ -15,6 +15,7 @@ from aloop.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / "configs" / "demo-water.yaml")
+MOLTEN = str(ROOT / "configs" / "demo-molten-salt.yaml")
 runner = CliRunner()
 
 #: (id, arguments with {tmp} for a fresh folder, words the one line must contain)
@@ -52,6 +53,15 @@ MISUSES = [
     ("db copy without target", ["db", "copy", "memory://a"], "Missing argument 'target'"),
     ("db unknown subcommand", ["db", "move"], "No such command 'move'"),
     ("option without value", ["export", "x", "--out"], "--out"),
+    ("density of a molecule", ["density", DEMO], "is not periodic: a density needs a cell"),
+    (
+        "density equilibration too long",
+        ["density", MOLTEN, "--steps", "100", "--equilibration", "100"],
+        "--equilibration (100) must be below --steps (100)",
+    ),
+    ("density --steps 0", ["density", MOLTEN, "--steps", "0"], "--steps"),
+    ("density unknown system", ["density", MOLTEN, "--system", "nacl"], "no system 'nacl'"),
+    ("density without a database", ["density", MOLTEN], "no embedded store at"),
 ]
 
 
