@@ -43,6 +43,7 @@ COLUMN = {
             "hold-out F RMSE (n)",
             "F RMSE on selected (biased)",
             "calibration scale",
+            "stress dev GPa (median / max)",
             "stage s",
         )
     )
@@ -120,7 +121,10 @@ def test_api_returns_the_seeded_numbers_and_nothing_writes(dashboard):
         assert row["committee_forces_rmse"] == pytest.approx(want["committee_error"]["forces_rmse"])
         assert row["systems"][0]["histogram"]["counts"] == want["systems"][0]["histogram"]["counts"]
         assert row["time_ratio"] == pytest.approx(want["time_ratio"])
-        assert row["holdout"] == pytest.approx(holdout_error(row["index"]))
+        # water has no stress: its hold-out says so (no RMSE, on no cell)
+        assert row["holdout"] == pytest.approx(
+            {**holdout_error(row["index"]), "stress_rmse_gpa": None, "stress_n": 0}
+        )
         assert row["calibration"]["points"] == calibration(row["index"])["points"]
         assert row["holdout_labelled"] == row["holdout_selected"] == HOLDOUT_PER_ITERATION
     assert len(view["label_failures"]) == 6  # odd iterations 1..11
@@ -361,3 +365,63 @@ def test_a_new_iteration_appears_without_reload(seeded, dashboard, browser, tmp_
     assert _plot(page, "plot-holdout", "p.data[0].text") == ["n=22"]
     assert page.input_value("#calibration-iteration") == "11"
     page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+
+
+def test_a_periodic_campaign_shows_its_stress_deviation(seeded, dashboard, browser, tmp_path):
+    """A cell's committee stress deviation: per iteration (median / max) in the table, per
+    frame in the labelled frames and the structure's lineage; molecules show a dash."""
+    from ase import Atoms
+
+    from aloop.records import StructureRecord
+    from aloop.stats import ExploreStats, SystemStats
+    from aloop.vocabulary import Origin, Verdict
+    from db import iterations
+    from db.structures import insert_structures
+
+    uri, _ = seeded
+    connection.connect(uri)
+    try:
+        cell, _ = campaigns.get_or_create_campaign("cell-a", {"campaign": "cell-a"}, "c" * 64)
+        it = iterations.get_or_create_iteration(cell.id, 1)
+        system = SystemStats.model_validate(
+            {
+                **expected(1)["systems"][0],
+                "name": "mgcl2",
+                "stress_dev_median_gpa": 0.78,
+                "stress_dev_max_gpa": 2.5,
+                "stress_candidate": 12,
+                "stress_failed": 3,
+            }
+        )
+        iterations.merge_stats(it.id, ExploreStats.of([system]))
+        box = Atoms("MgCl2", positions=[[0, 0, 0], [2.4, 0, 0], [0, 2.4, 0]], cell=[6.5] * 3)
+        box.pbc = True
+        (sid,) = insert_structures(
+            cell.id,
+            [
+                StructureRecord.from_atoms(
+                    box,
+                    "mgcl2",
+                    Origin.MD,
+                    iteration=1,
+                    lineage={"walker": 0, "temperature": 1300.0, "md_step": 40},
+                    uncertainty={"force_dev_max": 0.31, "stress_dev_gpa": 1.234},
+                    verdict=Verdict.SELECTED,
+                    verdict_reason="diverse candidate (fps)",
+                )
+            ],
+        ).ids
+    finally:
+        connection.disconnect()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(dashboard + "/campaigns/cell-a")
+    page.wait_for_selector('#iterations tr[data-iteration="1"]')
+    assert _cell(page, 1, "stress dev GPa (median / max)") == "0.78 / 2.50"
+    page.goto(dashboard + f"/structures/{sid}")
+    page.wait_for_selector("#lineage dl")
+    assert "stress deviation (GPa)\n1.234" in page.inner_text("#lineage")
+    page.screenshot(path=str(tmp_path / "cell.png"), full_page=True)
+    # the water campaign's cells show a dash: molecules have no stress
+    page.goto(dashboard + "/campaigns/water-a")
+    page.wait_for_selector('#iterations tr[data-iteration="1"]')
+    assert _cell(page, 1, "stress dev GPa (median / max)") == "-"
