@@ -20,7 +20,7 @@ from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.stats import Calibration, CommitteeError, HoldoutError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from ase import Atoms
 
@@ -70,13 +70,19 @@ def frame_errors(committee: Any, frames: Sequence[Atoms]) -> FrameErrors:
     if not frames:
         empty = np.empty(0)
         return FrameErrors(empty, empty, empty, [])
-    # Stress only where every frame is a cell (a molecule has none); a cell without a
-    # reference stress (a PySCF multigrid label) gets a NaN row.
-    with_stress = all(a.pbc.all() for a in frames) and any(REF_STRESS in a.info for a in frames)
-    res = committee.evaluate(frames, stress=with_stress)
+    # Stress is compared on the cells with a reference stress; a molecule, or a cell
+    # labelled without one (a PySCF multigrid label), gets a NaN row.
+    compared = [bool(a.pbc.all()) and REF_STRESS in a.info for a in frames]
+    res = committee.evaluate(frames, stress=any(compared))
     stress_diffs = None
-    if with_stress:
-        ref = np.array([a.info.get(REF_STRESS, np.full(6, np.nan)) for a in frames], dtype=float)
+    if any(compared):
+        ref = np.array(
+            [
+                a.info[REF_STRESS] if c else np.full(6, np.nan)
+                for a, c in zip(frames, compared, strict=True)
+            ],
+            dtype=float,
+        )
         stress_diffs = (np.asarray(res.stress, dtype=float) - ref) / units.GPa
     n_atoms = np.array([len(a) for a in frames], dtype=float)
     ref_e = np.array([a.info[REF_ENERGY] for a in frames], dtype=float)
@@ -137,6 +143,16 @@ def committee_error(errors: FrameErrors) -> CommitteeError:
         forces_mae=float(np.mean(np.abs(df))),
         forces_max=float(errors.force_err_max.max()),
     )
+
+
+def usable_scale(newest_first: Iterable[Calibration | None]) -> float | None:
+    """The scale a calibrated trust window reads: the newest one fitted on at least
+    :data:`MIN_CALIBRATION_FRAMES` frames, or None when none was yet."""
+    for cal in newest_first:
+        usable = cal is not None and cal.scale is not None and cal.scale > 0
+        if usable and cal.n >= MIN_CALIBRATION_FRAMES:
+            return cal.scale
+    return None
 
 
 def fit_calibration(

@@ -91,11 +91,10 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("initial", "max_shear_strain"): 0.04,  # not vocabulary
     ("dft", "cp2k"): CP2KDFT().model_dump(mode="json"),  # not vocabulary
     ("select", "trust.calibrated"): False,  # not vocabulary: the config section
-    # The stress window reads only periodic frames, and no periodic campaign was stored
-    # before it existed: molecular campaigns resume with the same verdicts.
     ("explore", "barostat_time_fs"): 500.0,  # not vocabulary: the config section
-    ("select", "trust.stress_lo_gpa"): 0.1,  # not vocabulary
-    ("select", "trust.stress_hi_gpa"): 1.0,  # not vocabulary
+    # The stress window is off unless set: every stored campaign keeps its verdicts.
+    ("select", "trust.stress_lo_gpa"): None,  # not vocabulary
+    ("select", "trust.stress_hi_gpa"): None,  # not vocabulary
     # A resumed campaign starts drawing its hold-out at the next exploration: the frames
     # show it (verdict holdout), and the earlier iterations' labels are unchanged.
     ("select", "holdout_per_system"): 2,  # not vocabulary: the config section
@@ -166,6 +165,13 @@ class CampaignConfig(Section):
                 "stop.stress_error_target_gpa: it is read with the hold-out rule; set "
                 "stop.force_error_target too"
             )
+        if self.stop.stress_error_target_gpa is not None and all(
+            s.molecule is not None or s.pbc is False for s in self.systems
+        ):
+            raise ValueError(
+                "stop.stress_error_target_gpa: no system is a periodic cell, so no hold-out "
+                "frame has a stress to measure; drop the target"
+            )
         if self.model.foundation_model and self.model.warm_start == "foundation":
             path = resolve_path(self.model.foundation_model, base_dir)
             if not path.is_file():
@@ -203,13 +209,13 @@ class CampaignConfig(Section):
             holder = data[section]
             for part in parents:
                 holder = holder[part]
-            if holder.get(leaf) == neutral:
+            if leaf in holder and holder[leaf] == neutral:
                 del holder[leaf]
         for system in data["systems"]:  # a system's own trust window, as select's
             trust = system.get("trust") or {}
             for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
                 leaf = key.removeprefix("trust.")
-                if section == "select" and leaf != key and trust.get(leaf) == neutral:
+                if section == "select" and leaf != key and leaf in trust and trust[leaf] == neutral:
                     del trust[leaf]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -76,22 +76,31 @@ class TrustWindow(Section):
     compared, so the window is read as an estimate of the true error in eV/Å.
 
     Periodic frames also have a stress deviation (GPa, the largest members' standard
-    deviation of one Voigt component), read against [stress_lo_gpa, stress_hi_gpa): a
-    frame is as uncertain as the worse of its two verdicts. The stress window is raw
+    deviation of one Voigt component), always stored. With [stress_lo_gpa,
+    stress_hi_gpa) set, it is read too: a frame is as uncertain as the worse of its two
+    verdicts, and a walker stops at ``force_dev_factor`` x stress_hi_gpa. Off unless
+    set (campaigns stored before it keep their verdicts). The stress window is raw
     committee spread, never calibrated (the calibration is fitted on forces).
     """
 
     lo: NonNegativeFloat = 0.05
     hi: PositiveFloat = 0.30
     calibrated: Bool = False
-    stress_lo_gpa: NonNegativeFloat = 0.1
-    stress_hi_gpa: PositiveFloat = 1.0
+    stress_lo_gpa: NonNegativeFloat | None = None
+    stress_hi_gpa: PositiveFloat | None = None
+
+    @property
+    def reads_stress(self) -> bool:
+        """Whether the stress deviation is part of this window's verdicts."""
+        return self.stress_hi_gpa is not None
 
     @model_validator(mode="after")
     def _lo_below_hi(self) -> TrustWindow:
         if self.lo >= self.hi:
             raise ValueError(f"lo ({self.lo}) must be smaller than hi ({self.hi})")
-        if self.stress_lo_gpa >= self.stress_hi_gpa:
+        if (self.stress_lo_gpa is None) != (self.stress_hi_gpa is None):
+            raise ValueError("stress_lo_gpa and stress_hi_gpa are set together, or neither")
+        if self.stress_hi_gpa is not None and self.stress_lo_gpa >= self.stress_hi_gpa:
             raise ValueError(
                 f"stress_lo_gpa ({self.stress_lo_gpa}) must be smaller than "
                 f"stress_hi_gpa ({self.stress_hi_gpa})"

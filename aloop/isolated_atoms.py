@@ -147,6 +147,15 @@ def isolated_system_name(element: str | int) -> str:
     return f"{Origin.ISOLATED_ATOM}:{chemical_symbols[_atomic_number(element)]}"
 
 
+def cubic_isolated_atom(element: str | int) -> Atoms:
+    """The periodic isolated atom as campaigns stored before the box stopped being a
+    cube: a campaign that has one labelled keeps it, so its E0s do not move mid-run."""
+    atoms = isolated_atom(element, periodic=True)
+    atoms.set_cell(np.eye(3) * ISOLATED_BOX_ANGSTROM)
+    atoms.positions[0] = ISOLATED_BOX_ANGSTROM / 2
+    return atoms
+
+
 def isolated_atom(element: str | int, periodic: bool) -> Atoms:
     """The neutral atom alone, ready to label (``info``: charge 0, its multiplicity).
 

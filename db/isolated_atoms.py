@@ -21,6 +21,7 @@ from typing import Any
 from aloop.isolated_atoms import (
     SUPPORTED,
     IsolatedAtomLabel,
+    cubic_isolated_atom,
     isolated_atom,
     isolated_system_name,
 )
@@ -38,7 +39,11 @@ def _candidate_digests() -> tuple[str, ...]:
     return tuple(
         atoms_hash(a, 0, a.info["multiplicity"])
         for z in sorted(SUPPORTED)
-        for a in (isolated_atom(z, periodic=False), isolated_atom(z, periodic=True))
+        for a in (
+            isolated_atom(z, periodic=False),
+            isolated_atom(z, periodic=True),
+            cubic_isolated_atom(z),
+        )
     )
 
 
@@ -57,6 +62,16 @@ def store_isolated_atoms(
     Returns ``{atomic number: structure id}``.
     """
     zs = sorted(set(elements))
+    kept: dict[int, str] = {}
+    if periodic:  # an atom stored in the earlier cubic box stays the campaign's E0
+        cubes = {z: cubic_isolated_atom(z) for z in zs}
+        ids = {
+            z: structure_id(campaign_id, atoms_hash(a, 0, a.info["multiplicity"]))
+            for z, a in cubes.items()
+        }
+        found = get_many("structures", list(ids.values()))
+        kept = {z: sid for z, sid in ids.items() if sid in found}
+        zs = [z for z in zs if z not in kept]
     atoms = [isolated_atom(z, periodic) for z in zs]
     records = [
         StructureRecord.from_atoms(
@@ -69,8 +84,8 @@ def store_isolated_atoms(
         )
         for z, a in zip(zs, atoms, strict=True)
     ]
-    result = insert_structures(campaign_id, records)
-    return dict(zip(zs, result.ids, strict=True))
+    result = insert_structures(campaign_id, records) if records else None
+    return kept | dict(zip(zs, result.ids if result else [], strict=True))
 
 
 def isolated_atom_labels(

@@ -147,26 +147,35 @@ def scf_input(settings: LabelSettings) -> str:
 """
 
 
+def basis_files(settings: LabelSettings, symbols: Iterable[str]) -> list[str]:
+    """The basis files CP2K searches for these elements, in its search order: the
+    section's file first, then each kind's own (CP2K takes an element's basis from the
+    first file that names it, so :mod:`dft.names` refuses a name an earlier file shadows).
+    """
+    names = [settings.cp2k_basis_file]
+    names += sorted({settings.cp2k_kind(sym)[2] for sym in set(symbols)} - set(names))
+    return names
+
+
 def label_input(settings: LabelSettings, symbols: Iterable[str]) -> str:
-    """The whole FORCE_EVAL input for a cell of these element ``symbols``: the basis and
-    potential files, each element's basis and potential (:meth:`LabelSettings.cp2k_kind`)
-    and the SCF and grid sections of :func:`scf_input`.
+    """The whole FORCE_EVAL input for a cell of these element ``symbols``: the basis
+    files (:func:`basis_files`), each element's basis, potential and potential file
+    (:meth:`LabelSettings.cp2k_kind`) and the SCF and grid sections of :func:`scf_input`.
 
     Written here rather than by ASE, which names one basis and one potential for every
     element and reads one file of each.
     """
     kinds = {sym: settings.cp2k_kind(sym) for sym in sorted(set(symbols))}
-    basis_files = sorted({str(data_file(k[2])) for k in kinds.values()})
-    potential_files = sorted({str(data_file(k[3])) for k in kinds.values()})
-    files = [f"    BASIS_SET_FILE_NAME {f}" for f in basis_files] + [
-        f"    POTENTIAL_FILE_NAME {f}" for f in potential_files
-    ]
+    files = "".join(
+        f"    BASIS_SET_FILE_NAME {data_file(name)}\n" for name in basis_files(settings, kinds)
+    )
     subsys = "".join(
-        f"    &KIND {sym}\n      BASIS_SET {basis}\n      POTENTIAL {potential}\n    &END KIND\n"
-        for sym, (basis, potential, _, _) in kinds.items()
+        f"    &KIND {sym}\n      BASIS_SET {basis}\n      POTENTIAL {potential}\n"
+        f"      POTENTIAL_FILE_NAME {data_file(potential_file)}\n    &END KIND\n"
+        for sym, (basis, potential, _, potential_file) in kinds.items()
     )
     body = scf_input(settings).removesuffix("&END FORCE_EVAL\n")
-    body = body.replace("  &DFT\n", "  &DFT\n" + "\n".join(files) + "\n", 1)
+    body = body.replace("  &DFT\n", "  &DFT\n" + files, 1)
     return f"{body}  &SUBSYS\n{subsys}  &END SUBSYS\n&END FORCE_EVAL\n"
 
 

@@ -64,7 +64,8 @@ def dft_name_problems(cfg: CampaignConfig, base_dir: Path) -> list[str]:
 def cp2k_name_problems(cfg: CampaignConfig, molecular: list[str], periodic: list[str]) -> list[str]:
     """The CP2K engine's checks: every system periodic, cp2k_shell on this machine, the
     basis and potential files present and naming an entry for every element."""
-    from dft.cp2k import CP2KNotFound, data_file, executable
+    from dft.cp2k import CP2KNotFound, basis_files, data_file, executable
+    from dft.settings import LabelSettings
 
     dft = cfg.dft
     problems = []
@@ -77,31 +78,31 @@ def cp2k_name_problems(cfg: CampaignConfig, molecular: list[str], periodic: list
         executable(dft.cp2k.command)
     except CP2KNotFound as exc:
         problems.append(f"dft.cp2k.command: {exc}")
-    kinds = dft.cp2k.kinds
-    default = [e for e in periodic if e not in kinds]
-    checks = [
-        ("dft.cp2k.basis", dft.cp2k.basis, dft.cp2k.basis_file, default),
-        ("dft.cp2k.potential", dft.cp2k.potential, dft.cp2k.potential_file, default),
-    ]
-    for element, kind in sorted(kinds.items()):
-        at = f"dft.cp2k.kinds.{element}"
-        basis_file = kind.basis_file or dft.cp2k.basis_file
-        potential_file = kind.potential_file or dft.cp2k.potential_file
-        checks += [
-            (f"{at}.basis", kind.basis, basis_file, [element]),
-            (f"{at}.potential", kind.potential, potential_file, [element]),
-        ]
-    for key, name, file_name, elements in checks:
-        if not elements:
-            continue
+    settings = LabelSettings.from_config(dft, periodic=True)
+    searched = basis_files(settings, periodic)
+    missing: dict[tuple[str, str, str], list[str]] = {}  # (key, name, file): elements
+    for element in periodic:
+        basis, potential, basis_file, potential_file = settings.cp2k_kind(element)
+        at = f"dft.cp2k.kinds.{element}" if element in dft.cp2k.kinds else "dft.cp2k"
+        missing.setdefault((f"{at}.basis", basis, basis_file), []).append(element)
+        missing.setdefault((f"{at}.potential", potential, potential_file), []).append(element)
+        # CP2K reads an element's basis from the first file that names it
+        for earlier in searched[: searched.index(basis_file)]:
+            with contextlib.suppress(CP2KNotFound):
+                if _cp2k_entry(data_file(earlier), element, basis):
+                    problems.append(
+                        f"{at}.basis: {earlier} also names {basis!r} for {element} and "
+                        f"CP2K reads it first; name a basis only {basis_file} has"
+                    )
+    for (key, name, file_name), elements in missing.items():
         try:
             path = data_file(file_name)
         except CP2KNotFound as exc:
             problems.append(f"{key}_file: {exc}")
             continue
-        missing = [e for e in elements if not _cp2k_entry(path, e, name)]
-        if missing:
-            problems.append(f"{key}: {file_name} has no {name!r} for {', '.join(missing)}")
+        absent = [e for e in elements if not _cp2k_entry(path, e, name)]
+        if absent:
+            problems.append(f"{key}: {file_name} has no {name!r} for {', '.join(absent)}")
     return problems
 
 

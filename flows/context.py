@@ -133,16 +133,16 @@ class Loop:
         """The deviation-to-error scale a calibrated trust window is read with at
         ``iteration``: the latest one fitted before it on at least
         ``MIN_CALIBRATION_FRAMES`` frames (1, said so, when none was yet)."""
-        from aloop.calibration import MIN_CALIBRATION_FRAMES
+        from aloop.calibration import MIN_CALIBRATION_FRAMES, usable_scale
 
         earlier = [
             it for it in iterations.campaign_iterations(self.campaign.id) if it.index < iteration
         ]
-        for it in sorted(earlier, key=lambda it: -it.index):
-            cal = it.stats.calibration
-            usable = cal is not None and cal.scale is not None and cal.scale > 0
-            if usable and cal.n >= MIN_CALIBRATION_FRAMES:
-                return cal.scale
+        scale = usable_scale(
+            it.stats.calibration for it in sorted(earlier, key=lambda it: -it.index)
+        )
+        if scale is not None:
+            return scale
         self.reporter.message(
             f"  iteration {iteration}: no calibration fitted on {MIN_CALIBRATION_FRAMES} or "
             "more frames yet; the calibrated trust window reads the raw deviation (scale 1)"

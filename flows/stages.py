@@ -343,16 +343,17 @@ def _explore_system(
     frames = [f for r in results for f in r.frames]
     dev = scale * np.array([f.force_dev_max for f in frames], dtype=float)
     stress_dev = stress_deviations(frames)
+    before = np.array([f.before_stop for f in frames], bool)
     lo = adaptive_lower(dev, window.hi, window.lo) if cfg.select.adaptive_lo else window.lo
-    verdicts = classify_frames(
-        dev,
-        np.array([f.before_stop for f in frames], bool),
-        lo,
-        window.hi,
-        stress_dev=stress_dev,
-        stress_lo=window.stress_lo_gpa,
-        stress_hi=window.stress_hi_gpa,
-    )
+
+    def verdicts_at(lo: float) -> np.ndarray:
+        if not window.reads_stress:
+            return classify_frames(dev, before, lo, window.hi)
+        return classify_frames(
+            dev, before, lo, window.hi, stress_dev, window.stress_lo_gpa, window.stress_hi_gpa
+        )
+
+    verdicts = verdicts_at(lo)
     structures.insert_structures(
         loop.campaign.id,
         frame_records(
@@ -364,17 +365,16 @@ def _explore_system(
             multiplicity=system.multiplicity,
         ),
     )
-    # Convergence reads the fixed lo, whatever the adaptive level did for selection.
-    # A frame counts as accurate when both its force and its stress are inside lo.
-    accurate = [
-        sum(
-            not f.before_stop
-            and scale * f.force_dev_max < window.lo
-            and not (f.stress_dev_gpa is not None and f.stress_dev_gpa >= window.stress_lo_gpa)
-            for f in r.frames
-        )
-        for r in results
-    ]
+    # Convergence reads the fixed lo, whatever the adaptive level did for selection: a
+    # frame is accurate when its verdict there is (force and, when read, stress below lo;
+    # a frame kept before a stop is a candidate).
+    fixed = verdicts if lo == window.lo else verdicts_at(window.lo)
+    ends = np.cumsum([len(r.frames) for r in results])
+    accurate = (
+        [int((part == Verdict.ACCURATE).sum()) for part in np.split(fixed, ends[:-1])]
+        if results
+        else []
+    )
     stats = SystemStats(
         name=system.name,
         **statistics(verdicts, dev, np.linspace(0.0, scale * md.stop_force_dev, 21)),
@@ -490,13 +490,13 @@ def _select_system(
 
 def _window_units(frames: list, window: Any, scale: float) -> np.ndarray:
     """Each frame's uncertainty in units of its trust window's hi: the larger of the
-    force deviation (times the calibration ``scale``) and the stress deviation over
-    their his, so a frame ranks by its worse one. Molecules rank by force deviation
-    alone, as before (a constant factor)."""
+    force deviation (times the calibration ``scale``) and, when the window reads it, the
+    stress deviation over their his, so a frame ranks by its worse one. Without a stress
+    window, frames rank by force deviation alone, as before (a constant factor)."""
     force = scale * np.array([f.force_dev_max for f in frames], dtype=float) / window.hi
-    stress = np.array(
-        [np.nan if f.stress_dev_gpa is None else f.stress_dev_gpa for f in frames], dtype=float
-    )
+    stress = stress_deviations(frames)
+    if not window.reads_stress or stress is None:
+        return force
     return np.fmax(force, stress / window.stress_hi_gpa)
 
 

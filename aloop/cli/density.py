@@ -38,18 +38,25 @@ def density(
     from dataclasses import replace
 
     from aloop.analysis.density import density_curve, density_table, plot_density
+    from aloop.calibration import usable_scale
     from aloop.config import load_config
     from aloop.explore.walkers import MDSettings
     from aloop.models.committee import Committee
     from aloop.models.io import load_model, pick_device
     from aloop.settings import get_settings
     from aloop.structures import load_system_structures
-    from db import campaigns
+    from db import campaigns, iterations
     from db.export import final_iteration, why_no_final_committee
     from db.models import final_committee, load_model_weights
 
     if equilibration >= steps:
         raise UserError(f"--equilibration ({equilibration}) must be below --steps ({steps})")
+    if (steps - equilibration) // sample_interval < blocks:
+        raise UserError(
+            f"--steps {steps} with --equilibration {equilibration} leave "
+            f"{(steps - equilibration) // sample_interval} samples (every {sample_interval} "
+            f"steps), fewer than --blocks {blocks}"
+        )
     cfg = load_config(config)
     cells = [s for s in cfg.systems if s.name == system] if system else cfg.systems
     if not cells:
@@ -61,12 +68,6 @@ def density(
     temperatures = cfg.temperatures(sys_cfg.name)
     pressure = (sys_cfg.pressures_gpa or cfg.explore.pressures_gpa or [0.0])[0]
     window = cfg.trust_window(sys_cfg.name)
-    md = replace(
-        MDSettings.from_config(cfg.explore, window.hi, window.stress_hi_gpa),
-        ensemble="npt",
-        steps=steps,
-        sample_interval=sample_interval,
-    )
     out_dir = out or get_settings().data_dir / "density" / cfg.campaign
     with connected(uri_in_force(db_uri, cfg.database.uri), create=False) as target:
         found = campaigns.get_campaign(cfg.campaign)
@@ -76,6 +77,18 @@ def density(
         if not members:
             reason = why_no_final_committee(found.id, found.name, final_iteration(found.id))
             raise UserError(f"no production committee: {reason}")
+        # The walkers stop where exploration's would: at the raw deviation a calibrated
+        # window's scale maps onto the stop threshold.
+        its = sorted(iterations.campaign_iterations(found.id), key=lambda it: -it.index)
+        scale = (
+            (usable_scale(it.stats.calibration for it in its) or 1.0) if window.calibrated else 1.0
+        )
+        md = replace(
+            MDSettings.from_config(cfg.explore, window.hi / scale, window.stress_hi_gpa),
+            ensemble="npt",
+            steps=steps,
+            sample_interval=sample_interval,
+        )
         device = pick_device(cfg.model.device)
         committee = Committee(
             [load_model(load_model_weights(m.id), m.sha256, device=device) for m in members],

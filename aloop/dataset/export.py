@@ -307,7 +307,9 @@ def export_dataset(
     splits = _split(kept, options)
     isolated, isolated_account = _isolated_atoms(source, kept, splits, options.formats)
     part = _start_writing(out_dir, targets)
-    _write_splits(source, splits, out_dir, part, options.formats, len(kept), on_progress, isolated)
+    stressed = _write_splits(
+        source, splits, out_dir, part, options.formats, len(kept), on_progress, isolated
+    )
     models_account, model_parts = (
         _write_models(out_dir, models, options.lammps) if models else (None, {})
     )
@@ -325,19 +327,18 @@ def export_dataset(
         **_curation(options, duplicates, outliers, removed),
         "code_versions": code_versions(),
         "files": files,
-        "mace_run_train": _mace_run_train(bool(isolated), settings),
+        "frames_with_stress": stressed,
+        "mace_run_train": _mace_run_train(bool(isolated), stressed > 0),
     }
     _write_manifest(manifest, out_dir / "manifest.json", part)
     return ExportResult(out_dir, splits, files, manifest, outliers, duplicates)
 
 
-def _mace_run_train(isolated: bool, settings: dict[str, dict]) -> str:
-    """The manifest's mace_run_train line: ``--loss=stress`` when the labels are of
-    periodic cells (they carry REF_stress, and MACE's default loss ignores it)."""
+def _mace_run_train(isolated: bool, with_stress: bool) -> str:
+    """The manifest's mace_run_train line: ``--loss=stress`` when frames carry REF_stress
+    (MACE's default loss ignores it; the stress weight is the user's to choose)."""
     line = MACE_RUN_TRAIN if isolated else MACE_RUN_TRAIN_AVERAGE
-    if any(s.get("periodic") for s in settings.values()):
-        line = line.replace(" ...", " --loss=stress --stress_weight=1.0 ...")
-    return line
+    return line.replace(" ...", " --loss=stress ...") if with_stress else line
 
 
 def _isolated_atoms(
@@ -457,21 +458,23 @@ def _write_splits(
     total: int,
     on_progress: Callable[[int, int], None] | None,
     isolated: Sequence[dict] = (),
-) -> None:
+) -> int:
     """Stream each split's records from ``source``, ``BATCH`` at a time, to the writers;
-    the ``isolated`` atoms go at the end of train.xyz (MACE's E0s, no dataset frame)."""
+    the ``isolated`` atoms go at the end of train.xyz (MACE's E0s, no dataset frame).
+    Returns how many frames carry a reference stress."""
     db = None
     if "ase-db" in formats:
         import ase.db
 
         db = ase.db.connect(str(part[out_dir / "dataset.db"]), type="db", append=False)
-    done = 0
+    done = stressed = 0
     for name in SPLITS:
         xyz = part[out_dir / f"{name}.xyz"].open("w") if "extxyz" in formats else None
         try:
             for start in range(0, len(splits[name]), BATCH):
                 batch = splits[name][start : start + BATCH]
-                done += _write_batch(source.records(batch), name, xyz, db)
+                count, with_stress = _write_batch(source.records(batch), name, xyz, db)
+                done, stressed = done + count, stressed + with_stress
                 if on_progress is not None:
                     on_progress(done, total)
             if name == SPLITS[0] and xyz is not None:  # train.xyz
@@ -481,6 +484,7 @@ def _write_splits(
         finally:
             if xyz is not None:
                 xyz.close()
+    return stressed
 
 
 def _write_xyz_frame(xyz: IO[str], rec: dict, info: dict) -> None:
@@ -496,11 +500,15 @@ def _write_xyz_frame(xyz: IO[str], rec: dict, info: dict) -> None:
     )
 
 
-def _write_batch(records: Iterable[dict], split: str, xyz: IO[str] | None, db: Any) -> int:
-    """Write one batch of ``split`` to the open extxyz file and the ase.db; the count."""
+def _write_batch(
+    records: Iterable[dict], split: str, xyz: IO[str] | None, db: Any
+) -> tuple[int, int]:
+    """Write one batch of ``split`` to the open extxyz file and the ase.db; the count,
+    and how many of them carry a stress."""
     rows = []
-    count = 0
+    count = stressed = 0
     for rec in records:
+        stressed += rec.get("stress") is not None
         if xyz is not None:
             _write_xyz_frame(xyz, rec, _info(rec, split))
         if db is not None:
@@ -510,7 +518,7 @@ def _write_batch(records: Iterable[dict], split: str, xyz: IO[str] | None, db: A
         with db:  # one transaction per batch
             for atoms, kv, data in rows:
                 db.write(atoms, key_value_pairs=kv, data=data)
-    return count
+    return count, stressed
 
 
 def _publish(

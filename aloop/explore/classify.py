@@ -112,9 +112,10 @@ def stress_deviations(frames: Sequence) -> np.ndarray | None:
     return np.array([np.nan if d is None else d for d in devs], dtype=float)
 
 
-def stress_statistics(stress_dev: np.ndarray | None, lo: float, hi: float) -> dict:
+def stress_statistics(stress_dev: np.ndarray | None, lo: float | None, hi: float | None) -> dict:
     """The stress side of a system's exploration statistics (GPa; empty without stress).
 
+    The deviation's median and maximum always; with a stress window [lo, hi),
     ``stress_candidate`` and ``stress_failed`` count the frames the stress window alone
     puts in the candidate band or beyond it, whatever their force deviation.
     """
@@ -123,10 +124,11 @@ def stress_statistics(stress_dev: np.ndarray | None, lo: float, hi: float) -> di
     dev = stress_dev[np.isfinite(stress_dev)]
     if dev.size == 0:
         return {}
+    out = {"stress_dev_median_gpa": float(np.median(dev)), "stress_dev_max_gpa": float(dev.max())}
+    if lo is None or hi is None:
+        return out
     verdicts = classify(dev, lo, hi)
-    return {
-        "stress_dev_median_gpa": float(np.median(dev)),
-        "stress_dev_max_gpa": float(dev.max()),
+    return out | {
         "stress_trust_lo_gpa": lo,
         "stress_trust_hi_gpa": hi,
         "stress_candidate": int((verdicts == Verdict.CANDIDATE).sum()),

@@ -65,8 +65,9 @@ class MDSettings:
     steps: int = config_field(_EXPLORE, "steps")
     sample_interval: int = config_field(_EXPLORE, "sample_interval")
     stop_force_dev: float = _EXPLORE.stop.force_dev_factor * TrustWindow().hi
-    #: GPa: a periodic walker whose committee stress deviation reaches it stops too.
-    stop_stress_dev_gpa: float = _EXPLORE.stop.force_dev_factor * TrustWindow().stress_hi_gpa
+    #: GPa: a periodic walker whose committee stress deviation reaches it stops too
+    #: (None: the trust window does not read the stress).
+    stop_stress_dev_gpa: float | None = None
     min_distance_factor: float = config_field(_EXPLORE, "stop.min_distance_factor")
     max_bond_stretch: float = config_field(_EXPLORE, "stop.max_bond_stretch")
     max_volume_ratio: float = config_field(_EXPLORE, "stop.max_volume_ratio")
@@ -77,14 +78,14 @@ class MDSettings:
     def from_config(
         cls, explore: ExploreConfig, trust_hi: float, stress_hi_gpa: float | None = None
     ) -> MDSettings:
-        """Settings for one system: the stop thresholds are multiples of its trust his."""
+        """Settings for one system: the stop thresholds are multiples of its trust his
+        (no stress stop without a stress hi)."""
         factor = explore.stop.force_dev_factor
-        stress_hi = TrustWindow().stress_hi_gpa if stress_hi_gpa is None else stress_hi_gpa
         return from_section(
             cls,
             explore,
             stop_force_dev=factor * trust_hi,
-            stop_stress_dev_gpa=factor * stress_hi,
+            stop_stress_dev_gpa=None if stress_hi_gpa is None else factor * stress_hi_gpa,
         )
 
 
@@ -195,7 +196,8 @@ def stop_reason(
             return CELL_COLLAPSED
     if force_dev_max >= md.stop_force_dev:
         return UNCERTAINTY
-    if stress_dev_gpa is not None and stress_dev_gpa >= md.stop_stress_dev_gpa:
+    stress_limit = md.stop_stress_dev_gpa
+    if stress_dev_gpa is not None and stress_limit is not None and stress_dev_gpa >= stress_limit:
         return UNCERTAINTY
     if len(atoms) < 2:
         return None

@@ -133,10 +133,13 @@ def test_holdout_stress_error_is_read_on_the_cells_with_a_reference_stress():
     assert held.stress_n == 2
     assert held.stress_rmse_gpa == pytest.approx(np.sqrt((0.5**2 + 0.3**2) / 2))
     assert "GPa stress RMSE on 2" in held.describe()
-    # molecules: no stress asked for, none reported
+    # a molecule among the cells leaves the cells' stress error as it was
     mol = cell(None)
     mol.pbc = False
     mol.cell = np.zeros((3, 3))
+    mixed = holdout_error(frame_errors(committee, [cell(0.5), mol, cell(1.3)]))
+    assert mixed.stress_n == 2 and mixed.stress_rmse_gpa == pytest.approx(held.stress_rmse_gpa)
+    # molecules alone: no stress asked for, none reported
     no_stress = holdout_error(frame_errors(committee, [mol]))
     assert committee.asked_for_stress is False
     assert no_stress.stress_rmse_gpa is None and no_stress.stress_n == 0

@@ -100,8 +100,7 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         ("explore.stop.max_volume_ratio", 2.0),
         ("initial.max_shear_strain", 0.02),
         ("explore.barostat_time_fs", 2000.0),
-        ("select.trust.stress_lo_gpa", 0.2),
-        ("select.trust.stress_hi_gpa", 2.0),
+        ("select.trust", {"stress_lo_gpa": 0.2, "stress_hi_gpa": 2.0}),
         ("dft.cp2k.kinds", {"Mg": {"basis": "DZVP-MOLOPT-SR-GTH-q2", "potential": "GTH-PBE-q2"}}),
     ]:
         assert parse_config(with_change(key, value)).result_hash() != before, key
@@ -187,6 +186,31 @@ def test_an_error_target_without_a_hold_out_is_refused():
         parse_config(data)
     data["stop"]["force_error_target"] = None
     assert parse_config(data).select.holdout_per_system == 0  # no target: no hold-out
+
+
+def test_a_stress_target_needs_a_force_target_and_a_cell(tmp_path):
+    (tmp_path / "cell.extxyz").write_text(
+        '2\nLattice="4 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3 pbc="T T T"\nNa 0 0 0\nCl 2 2 2\n'
+    )
+    data = with_change("stop.stress_error_target_gpa", 0.5)
+    with pytest.raises(ConfigError, match=r"set stop.force_error_target too"):
+        parse_config(data)
+    data["stop"]["force_error_target"] = 0.1
+    with pytest.raises(ConfigError, match=r"no system is a periodic cell"):
+        parse_config(data)  # a water molecule has no stress
+    data["systems"] = [{"name": "salt", "structure": "cell.extxyz"}]
+    assert parse_config(data, tmp_path).stop.stress_error_target_gpa == 0.5
+
+
+def test_a_stress_window_is_set_whole_and_in_order():
+    with pytest.raises(ConfigError, match="set together, or neither"):
+        parse_config(with_change("select.trust.stress_hi_gpa", 2.0))
+    with pytest.raises(ConfigError, match=r"stress_lo_gpa \(3.0\) must be smaller"):
+        parse_config(with_change("select.trust", {"stress_lo_gpa": 3.0, "stress_hi_gpa": 2.0}))
+    window = parse_config(
+        with_change("select.trust", {"stress_lo_gpa": 0.2, "stress_hi_gpa": 2.0})
+    ).select.trust
+    assert window.reads_stress and not parse_config(MINIMAL).select.trust.reads_stress
 
 
 def test_foundation_model_file_must_exist():

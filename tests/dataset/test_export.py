@@ -214,6 +214,16 @@ def test_labels_with_stress_export_to_both_formats(labelled_campaign, tmp_path):
     assert np.array_equal(frame.info["REF_stress"], stress)
     row = next(ase.db.connect(str(out / "dataset.db")).select())
     assert np.array_equal(row.data["REF_stress"], stress)
+    # the manifest counts the stressed frames and trains on them (MACE's default loss
+    # ignores stress); an export of molecules says neither
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["frames_with_stress"] == 1
+    assert "--loss=stress" in manifest["mace_run_train"]
+    water = tmp_path / "water"
+    assert _export(uri, water, "--system", "water").exit_code == 0
+    manifest = json.loads((water / "manifest.json").read_text())
+    assert manifest["frames_with_stress"] == 0
+    assert "--loss" not in manifest["mace_run_train"]
 
 
 def test_ids_and_names_that_look_like_numbers_survive_both_formats(tmp_path):

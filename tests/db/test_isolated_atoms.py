@@ -75,3 +75,25 @@ def test_isolated_atoms_are_no_training_frame_no_count_and_no_systems_structure(
     ]
     assert found[1].error == "SCF not converged" and found[1].multiplicity == 3
     assert isolated_atoms.campaign_isolated_atom_labels(campaign.id, "B") == []
+
+
+def test_an_atom_stored_in_the_earlier_cubic_box_stays_the_campaigns_e0(campaign):
+    """Campaigns stored before the periodic box stopped being a cube keep their labelled
+    atom (their E0s do not move mid-run); a new element gets today's box."""
+    from aloop.isolated_atoms import cubic_isolated_atom
+    from aloop.records import StructureRecord
+
+    cube = cubic_isolated_atom(17)
+    (old,) = structures.insert_structures(
+        campaign.id,
+        [
+            StructureRecord.from_atoms(
+                cube, "isolated_atom:Cl", Origin.ISOLATED_ATOM, multiplicity=2, iteration=0
+            )
+        ],
+    ).ids
+    ids = isolated_atoms.store_isolated_atoms(campaign.id, [17, 12], periodic=True, iteration=3)
+    assert ids[17] == old
+    (mg,) = structures.load_atoms([ids[12]])
+    assert len(set(np.round(mg.cell.lengths(), 6))) == 3  # not a cube
+    assert isolated_atoms.isolated_atom_ids(campaign.id) == sorted([old, ids[12]])

@@ -192,8 +192,14 @@ def test_cp2k_config_errors_name_the_key(tmp_path):
         base_dir=tmp_path,
     )
     problems = dft_name_problems(cfg, tmp_path)
-    assert problems[0].startswith("dft.cp2k.kinds.Cl.basis_file: CP2K data file 'NONE' not found")
-    assert problems[1:] == [
+    # CP2K takes an element's basis from the first file naming it: a kind's own file
+    # listed after one that names the same basis would not be the one read
+    assert problems[0] == (
+        "dft.cp2k.kinds.Cl.basis: BASIS_MOLOPT also names 'DZVP-MOLOPT-SR-GTH' for Cl and "
+        "CP2K reads it first; name a basis only NONE has"
+    )
+    assert problems[1].startswith("dft.cp2k.kinds.Cl.basis_file: CP2K data file 'NONE' not found")
+    assert problems[2:] == [
         "dft.cp2k.kinds.Na.basis: BASIS_MOLOPT has no 'DZVP-MOLOPT-SR-GTH-q2' for Na",
         "dft.cp2k.kinds.Na.potential: GTH_POTENTIALS has no 'GTH-PBE-q1' for Na",
     ]
@@ -248,12 +254,16 @@ def test_a_label_does_not_depend_on_the_cell_labelled_before_it(label):
     np.testing.assert_allclose(again.stress, label.stress, atol=1e-6)
 
 
-def test_an_element_kind_is_the_basis_its_element_is_labelled_with(label):
+def test_an_element_kind_is_the_basis_its_element_is_labelled_with(label, tmp_path):
     """``dft.cp2k.kinds``: the element's own basis replaces the section's, exactly as if it
-    were every element's; it is its own hash, and its basis file's content is in it."""
+    were every element's, its potential read from its own file; it is its own hash, and
+    its files' content is in it."""
+    from dft.cp2k import data_file
     from dft.settings import LabelSettings
 
-    kinds = (("H", "DZVP-MOLOPT-GTH", "GTH-PBE", "BASIS_MOLOPT", "GTH_POTENTIALS"),)
+    own = tmp_path / "MY_POTENTIALS"  # a potential file of the kind's own
+    own.write_text(data_file("GTH_POTENTIALS").read_text())
+    kinds = (("H", "DZVP-MOLOPT-GTH", "GTH-PBE", "BASIS_MOLOPT", str(own)),)
     by_kind = replace(SETTINGS, cp2k_kinds=kinds)
     whole = replace(SETTINGS, cp2k_basis="DZVP-MOLOPT-GTH")
     a = label_structure("h4", _cell(), by_kind)
@@ -263,6 +273,7 @@ def test_an_element_kind_is_the_basis_its_element_is_labelled_with(label):
     assert a.energy != pytest.approx(label.energy, abs=1e-3)  # not the SZV surface
     hashes = {s.settings_hash() for s in (SETTINGS, by_kind, whole)}
     assert len(hashes) == 3
+    assert by_kind.result_fields()["kinds"][0]["potential_file"] == str(own)
     assert by_kind.result_fields()["kinds"][0]["basis_file_sha256"]
     # built from a campaign's config, sorted by element
     cfg = parse_config(
@@ -275,4 +286,6 @@ def test_an_element_kind_is_the_basis_its_element_is_labelled_with(label):
             },
         }
     )
-    assert LabelSettings.from_config(cfg.dft, periodic=True).cp2k_kinds == kinds
+    assert LabelSettings.from_config(cfg.dft, periodic=True).cp2k_kinds == (
+        ("H", "DZVP-MOLOPT-GTH", "GTH-PBE", "BASIS_MOLOPT", "GTH_POTENTIALS"),
+    )

@@ -184,7 +184,7 @@ def test_md_settings_defaults_and_construction_are_pinned():
         "steps": 1000,
         "sample_interval": 10,
         "stop_force_dev": 0.6,
-        "stop_stress_dev_gpa": 2.0,
+        "stop_stress_dev_gpa": None,
         "min_distance_factor": 0.5,
         "max_bond_stretch": 2.5,
         "max_volume_ratio": 1.5,
