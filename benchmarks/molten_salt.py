@@ -28,6 +28,7 @@ EXPERIMENT_G_CM3 = 1.67
 
 
 def collect(db_uri: str | None, name: str) -> dict:
+    from aloop.analysis.density import DensityRun
     from aloop.vocabulary import LabelStatus
     from db import campaigns, connection, iterations
     from db.documents import Label
@@ -61,7 +62,7 @@ def collect(db_uri: str | None, name: str) -> dict:
             )
         labels = list(Label.objects(campaign=campaign.id).only("status", "wall_time"))
         ok_walls = [lab.wall_time for lab in labels if lab.status == LabelStatus.OK]
-        density = campaigns.analyses(campaign.id, kind="density")
+        density = campaigns.analyses(campaign.id, kind=DensityRun.KIND)
         return {
             "campaign": name,
             "status": str(campaign.status),
@@ -72,7 +73,7 @@ def collect(db_uri: str | None, name: str) -> dict:
             "dft_s_per_label_median": statistics.median(ok_walls) if ok_walls else None,
             "dft_s_per_label_max": max(ok_walls) if ok_walls else None,
             "run_wall_s": sum(r["wall_s"] or 0.0 for r in rows),
-            "density": density[-1] if density else None,
+            "density": DensityRun.from_doc(density[-1]).to_doc() if density else None,
             "experiment_density_g_cm3": EXPERIMENT_G_CM3,
         }
     finally:
@@ -109,9 +110,8 @@ def report(res: dict) -> str:
     if dens is not None:
         lines += [
             "",
-            f"density ({dens['settings']['walkers']} walkers x {dens['settings']['steps']} "
-            f"steps of {dens['settings']['timestep_fs']:g} fs, "
-            f"{dens['settings']['equilibration']} equilibration):",
+            f"density ({dens['walkers']} walkers x {dens['steps']} steps of "
+            f"{dens['timestep_fs']:g} fs, {dens['equilibration']} equilibration):",
             "",
             "| T (K) | density g/cm³ | ± s.e. | walkers used | samples | stopped |",
             "|---|---|---|---|---|---|",

@@ -67,6 +67,40 @@ class DensityPoint:
         return out
 
 
+@dataclass(frozen=True)
+class DensityRun:
+    """One ``aloop density`` run as it is stored with the campaign: which committee, how
+    the MD ran, and the points."""
+
+    system: str
+    committee: tuple[str, ...]
+    steps: int
+    equilibration: int
+    walkers: int
+    blocks: int
+    sample_interval: int
+    timestep_fs: float
+    pressure_gpa: float
+    points: tuple[DensityPoint, ...]
+
+    #: The ``kind`` of the stored analysis.
+    KIND = "density"
+
+    def to_doc(self) -> dict:
+        out = asdict(self)
+        out["committee"] = list(self.committee)
+        out["points"] = [p.to_doc() for p in self.points]
+        return {"kind": self.KIND, **out}
+
+    @classmethod
+    def from_doc(cls, doc: dict) -> DensityRun:
+        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
+        points = tuple(
+            DensityPoint(**{**p, "stopped": tuple(p.get("stopped", ()))}) for p in doc["points"]
+        )
+        return cls(**{**fields, "committee": tuple(doc["committee"]), "points": points})
+
+
 def density_points(
     results: Sequence[WalkerResult], equilibration_steps: int, blocks: int = 4
 ) -> list[DensityPoint]:

@@ -37,7 +37,7 @@ def density(
     writes a table and a plot and stores the table with the campaign."""
     from dataclasses import replace
 
-    from aloop.analysis.density import density_curve, density_table, plot_density
+    from aloop.analysis.density import DensityRun, density_curve, density_table, plot_density
     from aloop.calibration import usable_scale
     from aloop.config import load_config
     from aloop.explore.walkers import MDSettings
@@ -110,24 +110,19 @@ def density(
             blocks=blocks,
             seed=cfg.explore.seed,
         )
-        campaigns.add_analysis(
-            found.id,
-            {
-                "kind": "density",
-                "system": sys_cfg.name,
-                "committee": [str(m.id) for m in members],
-                "settings": {
-                    "steps": steps,
-                    "equilibration": equilibration,
-                    "walkers": walkers,
-                    "blocks": blocks,
-                    "sample_interval": sample_interval,
-                    "timestep_fs": md.timestep_fs,
-                    "pressure_gpa": pressure,
-                },
-                "points": [p.to_doc() for p in points],
-            },
+        run = DensityRun(
+            system=sys_cfg.name,
+            committee=tuple(str(m.id) for m in members),
+            steps=steps,
+            equilibration=equilibration,
+            walkers=walkers,
+            blocks=blocks,
+            sample_interval=sample_interval,
+            timestep_fs=md.timestep_fs,
+            pressure_gpa=pressure,
+            points=tuple(points),
         )
+        campaigns.add_analysis(found.id, run.to_doc())
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "density.csv").write_text(density_table(points))
     plot_density(points, str(out_dir / "density.png"), f"{found.name}: {sys_cfg.name}")

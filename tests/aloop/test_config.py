@@ -190,7 +190,8 @@ def test_an_error_target_without_a_hold_out_is_refused():
 
 def test_a_stress_target_needs_a_force_target_and_a_cell(tmp_path):
     (tmp_path / "cell.extxyz").write_text(
-        '2\nLattice="4 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3 pbc="T T T"\nNa 0 0 0\nCl 2 2 2\n'
+        '2\nLattice="4 0 0 0 4 0 0 0 4" Properties=species:S:1:pos:R:3 pbc="T T T"\n'
+        "Na 0 0 0\nCl 2 2 2\n"
     )
     data = with_change("stop.stress_error_target_gpa", 0.5)
     with pytest.raises(ConfigError, match=r"set stop.force_error_target too"):

@@ -101,3 +101,23 @@ def test_npt_with_a_trained_committee_gives_a_density_per_temperature(water_comm
         density_curve(committee, [box], [300.0], 0.5, md, 1, 35, blocks=2)
     with pytest.raises(ValueError, match="needs NPT"):
         density_curve(committee, [box], [300.0], 0.5, MDSettings(), 1, 0)
+
+
+def test_a_density_run_reads_back_as_it_was_stored():
+    from aloop.analysis.density import DensityRun
+
+    run = DensityRun(
+        system="mgcl2",
+        committee=("a", "b"),
+        steps=4000,
+        equilibration=1000,
+        walkers=2,
+        blocks=4,
+        sample_interval=10,
+        timestep_fs=2.0,
+        pressure_gpa=0.0,
+        points=(DensityPoint(1000.0, 0.0, 1.71, 0.02, 2, 1, 4, 300, 0.2, 0.9, ("uncertainty",)),),
+    )
+    doc = run.to_doc()
+    assert doc["kind"] == "density" and doc["points"][0]["stopped"] == ["uncertainty"]
+    assert DensityRun.from_doc({**doc, "created_at": "2026-12-07"}) == run

@@ -19,6 +19,7 @@ import pytest
 from ase.io import read
 from mongoengine.connection import get_db
 
+from aloop.analysis.density import DensityRun
 from aloop.vocabulary import LabelStatus, Origin
 from db import campaigns, connection, iterations
 from db.documents import Label, Model, Structure
@@ -117,10 +118,10 @@ def test_a_periodic_campaign_runs_with_stress_and_resumes_after_a_kill(prefect_a
         rows = (out / "density.csv").read_text().splitlines()
         assert len(rows) == 2 and rows[1].startswith("300,1,")
         assert (out / "density.png").stat().st_size > 0
-        stored = campaigns.analyses(campaigns.get_campaign("tiny-cell").id, kind="density")
+        stored = campaigns.analyses(campaigns.get_campaign("tiny-cell").id, kind=DensityRun.KIND)
         assert len(stored) == 1
-        assert stored[0]["settings"]["steps"] == 120 and len(stored[0]["committee"]) == 2
-        assert stored[0]["points"][0]["walkers"] == 2
+        run = DensityRun.from_doc(stored[0])
+        assert run.steps == 120 and len(run.committee) == 2 and run.points[0].walkers == 2
     finally:
         connection.disconnect()
 
