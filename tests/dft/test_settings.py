@@ -106,6 +106,7 @@ def test_defaults_are_the_configs_defaults():
         "cp2k_max_scf": 30,
         "cp2k_outer_max_scf": 10,
         "cp2k_command": "cp2k_shell",
+        "cp2k_kinds": (),
         "pyscf_version": "x",
     }
 
@@ -158,6 +159,7 @@ CP2K_CHANGES = {
     "cutoff_ry": 400.0,
     "rel_cutoff_ry": 60.0,
     "eps_scf": 1e-7,
+    "cp2k_kinds": (("H", "DZVP-MOLOPT-GTH", "GTH-PBE", "BASIS_MOLOPT", "GTH_POTENTIALS"),),
 }
 #: What only decides how hard CP2K tries (or where it is found).
 CP2K_EFFORT = {
