@@ -215,7 +215,8 @@ class CampaignConfig(Section):
             trust = system.get("trust") or {}
             for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
                 leaf = key.removeprefix("trust.")
-                if section == "select" and leaf != key and leaf in trust and trust[leaf] == neutral:
+                in_select = section == "select"  # not vocabulary: the config section
+                if in_select and leaf != key and leaf in trust and trust[leaf] == neutral:
                     del trust[leaf]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()

@@ -26,7 +26,7 @@ CONFIG = ModelConfig(
     max_L=0,
     r_max=4.0,
     num_interactions=1,
-    epochs=25,
+    epochs=40,
     batch_size=4,
     patience=100,
     stress_weight=100.0,
@@ -63,7 +63,7 @@ def _stress_rmse(members, cells) -> float:
 
 
 def test_a_committee_trained_on_stress_predicts_the_stress_of_new_cells(tmp_path):
-    train = _cells(24, seed=0)
+    train = _cells(40, seed=0)
     test = _cells(20, seed=1)
     ids = [f"cu{i}" for i in range(len(train))]
     with_stress = train_committee(train, ids, CONFIG, tmp_path / "s", atomic_energies=CU_E0)
