@@ -51,7 +51,8 @@ demo: install
 # The periodic demo: molten MgCl2 labelled by CP2K, then its density against temperature.
 demo-molten-salt: install install-cp2k
 	$(BIN)/aloop run configs/demo-molten-salt.yaml
-	$(BIN)/aloop density configs/demo-molten-salt.yaml
+	$(BIN)/aloop density configs/demo-molten-salt.yaml --steps 2000 --equilibration 500 \
+	  --walkers 1 --barostat-time-fs 500
 
 lint: install
 	$(BIN)/ruff check .

@@ -37,6 +37,23 @@ def density_g_cm3(atoms: Atoms) -> float:
     return float(atoms.get_masses().sum() * _G_CM3_PER_AMU_A3 / atoms.get_volume())
 
 
+def supercell_repeats(atoms: Atoms, min_width: float) -> tuple[int, int, int]:
+    """The fewest repeats along each cell vector that make every width of the cell (the
+    distance between opposite faces) at least ``min_width`` Å.
+
+    A density is a bulk property: in a cell narrower than twice the model's cutoff an
+    atom sees an image of its own neighbour, and a 9-atom cell's volume swings so far
+    (the molten-salt demo's went from 1.68 to 1.17 g/cm³ in 1 ps at 1000 K) that its
+    barostat walks the cell out of the window a walker may explore.
+    """
+    widths = atoms.cell.volume / np.linalg.norm(
+        np.cross(np.roll(atoms.cell.array, -1, axis=0), np.roll(atoms.cell.array, -2, axis=0)),
+        axis=1,
+    )
+    n = np.maximum(1, np.ceil(min_width / widths - 1e-9)).astype(int)
+    return int(n[0]), int(n[1]), int(n[2])
+
+
 @dataclass(frozen=True)
 class DensityPoint:
     """The committee's density at one temperature and pressure.
@@ -70,7 +87,8 @@ class DensityPoint:
 @dataclass(frozen=True)
 class DensityRun:
     """One ``aloop density`` run as it is stored with the campaign: which committee, how
-    the MD ran, and the points."""
+    the MD ran (on the campaign's cell repeated ``repeats`` times, ``atoms`` atoms), and
+    the points."""
 
     system: str
     committee: tuple[str, ...]
@@ -82,6 +100,9 @@ class DensityRun:
     timestep_fs: float
     pressure_gpa: float
     points: tuple[DensityPoint, ...]
+    repeats: tuple[int, int, int] = (1, 1, 1)
+    atoms: int | None = None
+    barostat_time_fs: float | None = None
 
     #: The ``kind`` of the stored analysis.
     KIND = "density"
@@ -89,6 +110,7 @@ class DensityRun:
     def to_doc(self) -> dict:
         out = asdict(self)
         out["committee"] = list(self.committee)
+        out["repeats"] = list(self.repeats)
         out["points"] = [p.to_doc() for p in self.points]
         return {"kind": self.KIND, **out}
 
@@ -98,7 +120,10 @@ class DensityRun:
         points = tuple(
             DensityPoint(**{**p, "stopped": tuple(p.get("stopped", ()))}) for p in doc["points"]
         )
-        return cls(**{**fields, "committee": tuple(doc["committee"]), "points": points})
+        repeats = tuple(doc.get("repeats", (1, 1, 1)))
+        return cls(
+            **{**fields, "committee": tuple(doc["committee"]), "points": points, "repeats": repeats}
+        )
 
 
 def density_points(

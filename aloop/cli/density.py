@@ -23,6 +23,22 @@ def density(
     walkers: Annotated[int, typer.Option(min=1, help="Walkers per temperature.")] = 2,
     blocks: Annotated[int, typer.Option(min=2, help="Blocks per walker for the error.")] = 4,
     sample_interval: Annotated[int, typer.Option(min=1, help="Steps between samples.")] = 10,
+    barostat_time_fs: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="fs: the barostat's time constant (default: the campaign's "
+            "explore.barostat_time_fs). A block must be longer than it to be independent.",
+        ),
+    ] = None,
+    min_width: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Å: the campaign's cell is repeated until each of its widths is at least "
+            "this (default: twice the model's r_max).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -37,7 +53,13 @@ def density(
     writes a table and a plot and stores the table with the campaign."""
     from dataclasses import replace
 
-    from aloop.analysis.density import DensityRun, density_curve, density_table, plot_density
+    from aloop.analysis.density import (
+        DensityRun,
+        density_curve,
+        density_table,
+        plot_density,
+        supercell_repeats,
+    )
     from aloop.calibration import usable_scale
     from aloop.config import load_config
     from aloop.explore.walkers import MDSettings
@@ -49,6 +71,8 @@ def density(
     from db.export import final_iteration, why_no_final_committee
     from db.models import final_committee, load_model_weights
 
+    if barostat_time_fs is not None and barostat_time_fs <= 0:
+        raise UserError(f"--barostat-time-fs must be above 0 fs, not {barostat_time_fs:g}")
     if equilibration >= steps:
         raise UserError(f"--equilibration ({equilibration}) must be below --steps ({steps})")
     if (steps - equilibration) // sample_interval < blocks:
@@ -65,6 +89,10 @@ def density(
     starts = load_system_structures(sys_cfg, config.parent)
     if not all(a.pbc.all() for a in starts):
         raise UserError(f"system {sys_cfg.name!r} is not periodic: a density needs a cell")
+    width = 2 * cfg.model.r_max if min_width is None else min_width
+    # every start repeated on its own: a system's structures may differ in shape
+    repeats = supercell_repeats(starts[0], width)
+    starts = [a.repeat(supercell_repeats(a, width)) for a in starts]
     temperatures = cfg.temperatures(sys_cfg.name)
     pressure = (sys_cfg.pressures_gpa or cfg.explore.pressures_gpa or [0.0])[0]
     window = cfg.trust_window(sys_cfg.name)
@@ -87,6 +115,9 @@ def density(
             MDSettings.from_config(cfg.explore, window.hi / scale, window.stress_hi_gpa),
             ensemble="npt",
             steps=steps,
+            barostat_time_fs=(
+                cfg.explore.barostat_time_fs if barostat_time_fs is None else barostat_time_fs
+            ),
             sample_interval=sample_interval,
         )
         device = pick_device(cfg.model.device)
@@ -97,7 +128,10 @@ def density(
         typer.echo(
             f"{found.name}: {len(members)}-member production committee, NPT at "
             f"{pressure:g} GPa, {', '.join(f'{t:g}' for t in temperatures)} K, "
-            f"{walkers} walker(s) x {steps} steps ({equilibration} equilibration)"
+            f"{walkers} walker(s) x {steps} steps ({equilibration} equilibration), the cell "
+            f"repeated {'x'.join(map(str, repeats))} ({len(starts[0])} atoms, widths >= "
+            f"{width:g} Å), barostat {md.barostat_time_fs:g} fs, blocks of "
+            f"{(steps - equilibration) // blocks * md.timestep_fs:g} fs"
         )
         points = density_curve(
             committee,
@@ -119,8 +153,11 @@ def density(
             blocks=blocks,
             sample_interval=sample_interval,
             timestep_fs=md.timestep_fs,
+            barostat_time_fs=md.barostat_time_fs,
             pressure_gpa=pressure,
             points=tuple(points),
+            repeats=repeats,
+            atoms=len(starts[0]),
         )
         campaigns.add_analysis(found.id, run.to_doc())
     out_dir.mkdir(parents=True, exist_ok=True)

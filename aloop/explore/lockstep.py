@@ -47,17 +47,20 @@ class LockstepBatcher:
             self._maybe_evaluate()
 
     def _batch_for(self, ids: list[int], frames: list) -> Any:
-        """The cached graph batch with new positions, or a new one when it is stale."""
+        """The cached graph batch with new positions and cells, or a new one when it is
+        stale: when some pair of atoms may have come from beyond the list's reach into
+        the cutoff. A pair's vector moves by at most both atoms' moves plus the move of
+        its periodic shift, which a barostat's cell change adds."""
         cells = np.array([f.cell.array for f in frames])
         if self._cache is not None:
             c_ids, batch, ref, c_cells = self._cache
-            if (
-                c_ids == ids
-                and np.array_equal(c_cells, cells)
-                and _max_move(frames, ref) < NEIGHBOUR_SKIN / 2
-            ):
-                self.committee.move(batch, frames)
-                return batch
+            if c_ids == ids and cells.shape == c_cells.shape:
+                reach = 2 * _max_move(frames, ref) + self.committee.shift_change(
+                    batch, cells - c_cells
+                )
+                if reach < NEIGHBOUR_SKIN:
+                    self.committee.move(batch, frames)
+                    return batch
         batch = self.committee.batch(frames, skin=NEIGHBOUR_SKIN)
         self.rebuilds += 1
         self._cache = (ids, batch, np.concatenate([f.positions for f in frames]), cells)

@@ -104,9 +104,32 @@ class Committee:
         return batch
 
     def move(self, batch: Any, atoms_list: Sequence[Atoms]) -> None:
-        """Put new positions (same atoms, same cell) into an existing batch in place."""
+        """Put new positions and cells (same atoms, same neighbour pairs) into an existing
+        batch in place; every edge's shift follows its structure's new cell."""
+        torch = self._torch
         pos = np.concatenate([a.positions for a in atoms_list])
-        batch["positions"] = self._torch.as_tensor(pos, dtype=self.dtype, device=self.device)
+        batch["positions"] = torch.as_tensor(pos, dtype=self.dtype, device=self.device)
+        cells = np.array([a.cell.array for a in atoms_list])
+        cell = torch.as_tensor(cells, dtype=self.dtype, device=self.device)
+        if torch.equal(cell.reshape(-1, 3), batch["cell"]):
+            return
+        batch["cell"] = cell.reshape(-1, 3)
+        graph = batch["batch"][batch["edge_index"][0]]
+        batch["shifts"] = torch.einsum("ei,eij->ej", batch["unit_shifts"], cell[graph])
+        if "volume" in batch:  # kept consistent for the models that read them
+            batch["volume"] = torch.linalg.det(cell)
+            batch["rcell"] = (2 * torch.pi * torch.linalg.inv(cell.mT)).reshape(-1, 3)
+
+    def shift_change(self, batch: Any, cell_change: np.ndarray) -> float:
+        """The most any edge's periodic shift (Å) moves when the cells of the batch's
+        structures change by ``cell_change`` (one 3x3 per structure)."""
+        torch = self._torch
+        delta = torch.as_tensor(cell_change, dtype=self.dtype, device=self.device)
+        if not delta.any():
+            return 0.0
+        graph = batch["batch"][batch["edge_index"][0]]
+        moved = torch.einsum("ei,eij->ej", batch["unit_shifts"], delta[graph])
+        return float(moved.norm(dim=1).max()) if len(moved) else 0.0
 
     def _map_members(self, fn: Any) -> list[Any]:
         """Apply ``fn`` to every member; on CPU, members run side by side in threads.
