@@ -105,10 +105,14 @@ class Committee:
 
     def move(self, batch: Any, atoms_list: Sequence[Atoms]) -> None:
         """Put new positions and cells (same atoms, same neighbour pairs) into an existing
-        batch in place; every edge's shift follows its structure's new cell."""
+        batch in place; every edge's shift follows its structure's new cell. Cells move
+        only in a batch of fully periodic structures (MACE stretches a molecule's cell
+        to a box of its own, and only NPT, which needs a cell, changes one)."""
         torch = self._torch
         pos = np.concatenate([a.positions for a in atoms_list])
         batch["positions"] = torch.as_tensor(pos, dtype=self.dtype, device=self.device)
+        if not all(a.pbc.all() for a in atoms_list):
+            return
         cells = np.array([a.cell.array for a in atoms_list])
         cell = torch.as_tensor(cells, dtype=self.dtype, device=self.device)
         if torch.equal(cell.reshape(-1, 3), batch["cell"]):

@@ -117,7 +117,31 @@ def test_a_density_run_reads_back_as_it_was_stored():
         timestep_fs=2.0,
         pressure_gpa=0.0,
         points=(DensityPoint(1000.0, 0.0, 1.71, 0.02, 2, 1, 4, 300, 0.2, 0.9, ("uncertainty",)),),
+        repeats=(2, 2, 3),
+        atoms=108,
+        barostat_time_fs=500.0,
     )
     doc = run.to_doc()
     assert doc["kind"] == "density" and doc["points"][0]["stopped"] == ["uncertainty"]
+    assert doc["repeats"] == [2, 2, 3]
     assert DensityRun.from_doc({**doc, "created_at": "2026-12-07"}) == run
+    # a run stored before the cell was repeated reads back as the campaign's own cell
+    old = {k: v for k, v in doc.items() if k not in ("repeats", "atoms", "barostat_time_fs")}
+    assert DensityRun.from_doc(old).repeats == (1, 1, 1)
+
+
+def test_the_cell_is_repeated_until_every_width_reaches_the_minimum():
+    """Widths are distances between opposite faces, not vector lengths: a sheared cell
+    is thinner than its vectors are long."""
+    from aloop.analysis.density import supercell_repeats
+
+    cube = Atoms("Cl", cell=[6.56, 6.56, 6.56], pbc=True)
+    assert supercell_repeats(cube, 10.0) == (2, 2, 2)
+    assert supercell_repeats(cube, 6.56) == (1, 1, 1)
+    assert supercell_repeats(cube, 13.2) == (3, 3, 3)
+    slab_like = Atoms("Cl", cell=[5.0, 5.0, 20.0], pbc=True)
+    assert supercell_repeats(slab_like, 10.0) == (2, 2, 1)
+    # hexagonal a = 5 Å: the widths across the a and b faces are 5 sin(60°) = 4.33 Å
+    hexagonal = bulk("Mg", "hcp", a=5.0, c=9.0)
+    assert supercell_repeats(hexagonal, 9.0) == (3, 3, 1)
+    assert supercell_repeats(hexagonal, 8.6) == (2, 2, 1)

@@ -241,3 +241,24 @@ def test_a_step_before_the_stop_sampled_on_schedule_is_flagged_not_repeated(comm
     steps = [f.step for f in result.frames]
     assert steps == list(range(1, result.steps_done))  # each once, the stopping step not
     assert [f.before_stop for f in result.frames] == [False] * (len(steps) - 1) + [True]
+
+
+def test_an_npt_walker_keeps_its_neighbour_list_until_a_pair_may_have_crossed_the_skin(committee):
+    """The barostat changes the cell every step. The batcher keeps its graph while both
+    atoms' moves plus the periodic shift's move stay within the skin (the pair cannot
+    have come from beyond the list's reach), and rebuilds it past that; the results are
+    those of a fresh evaluation either way."""
+    from aloop.explore.lockstep import NEIGHBOUR_SKIN, LockstepBatcher
+
+    box = _water_box()
+    batcher = LockstepBatcher(committee, 1, stress=True)
+    batcher.request(0, box)
+    assert batcher.rebuilds == 1
+    for strain, rebuilds in ((0.002, 1), (0.004, 1), (NEIGHBOUR_SKIN / 6.0, 2)):
+        a = box.copy()
+        a.set_cell(box.cell.array * (1 + strain), scale_atoms=True)
+        out = batcher.request(0, a)
+        assert batcher.rebuilds == rebuilds, strain
+        fresh = committee.evaluate([a], stress=True)
+        np.testing.assert_allclose(out["forces"], fresh.forces[0], atol=1e-10)
+        np.testing.assert_allclose(out["stress"], fresh.stress[0], atol=1e-12)

@@ -122,6 +122,9 @@ def test_a_periodic_campaign_runs_with_stress_and_resumes_after_a_kill(prefect_a
         assert len(stored) == 1
         run = DensityRun.from_doc(stored[0])
         assert run.steps == 120 and len(run.committee) == 2 and run.points[0].walkers == 2
+        # the 3.3 Å cell is repeated to twice the model's 3 Å cutoff: 2x2x2, 32 atoms
+        assert run.repeats == (2, 2, 2) and run.atoms == 32
+        assert "repeated 2x2x2 (32 atoms" in dens.stdout
     finally:
         connection.disconnect()
 

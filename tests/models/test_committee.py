@@ -233,3 +233,39 @@ def test_min_updates_raises_the_epochs_of_a_small_training_set():
     # a set large enough for 200 steps in 20 epochs keeps the configured epochs
     assert epochs_for(cfg, 40) == 20 and epochs_for(cfg, 400) == 20
     assert epochs_for(TINY, 7) == TINY.epochs  # off by default
+
+
+def test_a_batch_moved_to_a_new_cell_gives_what_a_fresh_batch_gives(trained):
+    """An NPT walker's cell changes every step: the cached batch takes the new cell, every
+    periodic edge's shift follows it, and energy, forces and stress are those of a batch
+    built afresh; shift_change says how far the farthest shift moved."""
+    from ase.build import molecule
+
+    _, _, members = trained
+    committee = Committee([load_model(m.weights, m.sha256) for m in members])
+    box = molecule("H2O") + molecule("H2O")
+    box.positions[3:] += [2.2, 0.4, 0.3]
+    box.set_cell([4.6, 4.8, 5.0])
+    box.pbc = True  # small enough that edges cross the faces
+    frames = [box, box.copy()]
+    batch = committee.batch(frames, skin=1.0)
+    assert batch["unit_shifts"].abs().sum() > 0
+    strained = [a.copy() for a in frames]
+    strains = [np.diag([0.02, -0.01, 0.015]), np.array([[0, 0.01, 0], [0.01, 0, 0], [0, 0, 0]])]
+    for a, eps in zip(strained, strains, strict=True):
+        a.set_cell(a.cell.array @ (np.eye(3) + eps), scale_atoms=True)
+    change = np.array([s.cell.array - f.cell.array for s, f in zip(strained, frames, strict=True)])
+    unit = batch["unit_shifts"].numpy()
+    graph = batch["batch"][batch["edge_index"][0]].numpy()
+    expected = max(np.linalg.norm(u @ change[g]) for u, g in zip(unit, graph, strict=True))
+    assert committee.shift_change(batch, change) == pytest.approx(expected)
+    assert committee.shift_change(batch, np.zeros_like(change)) == 0.0
+    committee.move(batch, strained)
+    cached = committee.evaluate(strained, batch=batch, stress=True)
+    fresh = committee.evaluate(strained, stress=True)
+    np.testing.assert_allclose(cached.energy, fresh.energy, atol=1e-10)
+    np.testing.assert_allclose(cached.stress, fresh.stress, atol=1e-12)
+    for f_c, f_f in zip(cached.forces, fresh.forces, strict=True):
+        np.testing.assert_allclose(f_c, f_f, atol=1e-10)
+    # a batch that kept the old cell would be wrong: the strain is felt
+    assert not np.allclose(committee.evaluate(frames, stress=True).stress, fresh.stress)
