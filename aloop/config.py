@@ -41,7 +41,7 @@ from aloop.config_sections import (
 )
 from aloop.errors import UserError
 from aloop.structures import check_system_structures, resolve_path
-from aloop.vocabulary import E0Source, Engine, SpinPolicy
+from aloop.vocabulary import E0Source, Engine, FinetuneMode, SpinPolicy
 
 __all__ = [
     "CP2KDFT",
@@ -81,6 +81,10 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "ema_decay"): None,
     ("model", "stress_weight"): 1.0,
     ("model", "e0s"): E0Source.ISOLATED_ATOMS,
+    # Read only with warm_start foundation, which trained naively before.
+    ("model", "finetune"): FinetuneMode.MULTIHEAD,
+    ("model", "replay_file"): None,
+    ("model", "replay_samples"): 200,
     ("dft", "ecp"): "auto",
     ("dft", "spin"): SpinPolicy.RESTRICTED,
     ("dft", "scf.stability_rounds"): 3,
@@ -176,6 +180,10 @@ class CampaignConfig(Section):
             path = resolve_path(self.model.foundation_model, base_dir)
             if not path.is_file():
                 raise ValueError(f"model.foundation_model: file not found: {path}")
+        if self.model.multihead:
+            path = resolve_path(self.model.replay_file, base_dir)
+            if not path.is_file():
+                raise ValueError(f"model.replay_file: file not found: {path}")
         return self
 
     def system(self, name: str) -> SystemConfig:

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from aloop.vocabulary import E0Source, Engine, SpinPolicy
+from aloop.vocabulary import E0Source, Engine, FinetuneMode, SpinPolicy
 
 #: Largest count any setting may hold: beyond it a loop or an allocation never ends.
 MAX_COUNT = 10**9
@@ -357,6 +357,22 @@ class ModelConfig(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     warm_start: Literal["none", "previous", "foundation"] = "previous"
     foundation_model: str | None = None
+    finetune: FinetuneMode = Field(
+        FinetuneMode.MULTIHEAD,
+        description="with warm_start foundation: 'multihead' (MACE's replay fine-tuning, "
+        "the foundation's head keeps training on replay_file) or 'naive' (all weights "
+        "on the campaign's labels only)",
+    )
+    replay_file: str | None = Field(
+        None,
+        description="multihead fine-tuning: extxyz of the foundation's own training data "
+        "(REF_energy, REF_forces), local: nothing is downloaded",
+    )
+    replay_samples: PositiveInt = Field(
+        200,
+        description="frames of replay_file each member replays, drawn by the member's seed "
+        "(members replay different subsets)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -370,7 +386,24 @@ class ModelConfig(Section):
                 raise ValueError("seeds must be distinct, or members would be identical")
         if self.warm_start == "foundation" and not self.foundation_model:
             raise ValueError("warm_start 'foundation' needs foundation_model (a file path)")
+        if self.multihead:
+            # MACE itself would fall back to naive fine-tuning with a warning
+            if not self.replay_file:
+                raise ValueError(
+                    "model.finetune multihead needs model.replay_file: a local extxyz of "
+                    "the foundation's training data (or set model.finetune: naive)"
+                )
+            if self.e0s is not E0Source.ISOLATED_ATOMS:
+                raise ValueError(
+                    "model.finetune multihead needs model.e0s isolated_atoms (MACE refuses "
+                    "average E0s for multihead fine-tuning)"
+                )
         return self
+
+    @property
+    def multihead(self) -> bool:
+        """Whether members are fine-tuned from the foundation with multihead replay."""
+        return self.warm_start == "foundation" and self.finetune is FinetuneMode.MULTIHEAD
 
     @property
     def member_seeds(self) -> list[int]:

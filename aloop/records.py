@@ -29,6 +29,11 @@ REF_ENERGY = "REF_energy"
 REF_FORCES = "REF_forces"
 REF_STRESS = "REF_stress"
 
+#: MACE's names for the head a fine-tuned model learns the campaign's labels with, and
+#: for the foundation's own head that replays its training data (multihead runs).
+FINETUNED_HEAD = "Default"
+REPLAY_HEAD = "pt_head"
+
 
 @dataclass
 class StructureRecord:
@@ -194,6 +199,9 @@ class MemberRecord:
     seed: int
     sha256: str
     valid: dict = field(default_factory=dict)
+    #: The head the member is evaluated with: MACE's ``Default``, the fine-tuned head of
+    #: a multihead model.
+    head: str = FINETUNED_HEAD
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,16 @@ class E0Source(StrEnum):
     AVERAGE = "average"
 
 
+class FinetuneMode(StrEnum):
+    """How a foundation model is fine-tuned (``model.finetune``)."""
+
+    #: MACE's recommended multihead replay: a new head learns the campaign's labels while
+    #: the foundation's head keeps replaying a subset of its training data.
+    MULTIHEAD = "multihead"
+    #: Every weight trained on the campaign's labels alone.
+    NAIVE = "naive"
+
+
 class Stage(StrEnum):
     """A step of an iteration. Iteration 0 seeds and labels; later ones run the loop."""
 

@@ -346,7 +346,13 @@ def _production_committee(campaign_id: Any, name: str) -> dict:
         "iteration": final.index,
         "trained_on_structures": stats.final.structures if stats is not None else None,
         "members": [
-            {"member": m.member, "model_id": str(m.id), "seed": m.seed, "sha256": m.sha256}
+            {
+                "member": m.member,
+                "model_id": str(m.id),
+                "seed": m.seed,
+                "sha256": m.sha256,
+                "head": m.head,
+            }
             for m in members
         ],
         "holdout_error": None
@@ -427,6 +433,7 @@ def final_model_files(campaigns: Mapping[Any, str]) -> list[ModelFile]:
                 seed=m.seed,
                 sha256=m.sha256,
                 weights=weights,
+                head=m.head,
             )
         )
     return out

@@ -8,7 +8,8 @@ from typing import Any
 
 from mongoengine.connection import get_db
 
-from aloop.records import CampaignRecord, MemberRecord
+from aloop.models.committee import fine_tuned_head
+from aloop.records import FINETUNED_HEAD, CampaignRecord, MemberRecord
 from aloop.versions import code_versions
 from aloop.vocabulary import Stage, StageStatus
 from db.blobs import get_blob, put_blob
@@ -83,9 +84,11 @@ def committee_models(campaign_id: Any, iteration: int) -> list[MemberRecord]:
             seed=m.seed,
             sha256=m.weights_sha256,
             valid=dict((m.metrics or {}).get("valid", {})),
+            head=fine_tuned_head((m.hyperparameters or {}).get("heads") or [FINETUNED_HEAD]),
         )
         for m in Model.objects(campaign=campaign_id, iteration=iteration)
-        .only("id", "member", "seed", "weights_sha256", "metrics")  # not vocabulary: fields
+        # not vocabulary: field names
+        .only("id", "member", "seed", "weights_sha256", "metrics", "hyperparameters")
         .order_by("member")
     ]
 

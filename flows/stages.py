@@ -118,7 +118,7 @@ def seed_stage(loop: Loop, iteration: IterationRecord) -> tuple[SeedStats, float
 
 def train_stage(loop: Loop, iteration: IterationRecord) -> tuple[TrainStats, float]:
     """Train the committee on every structure labelled before this iteration."""
-    from aloop.models.train import train_committee
+    from aloop.models.train import FoundationStart, train_committee
 
     k = iteration.index
     cfg = loop.cfg
@@ -147,6 +147,7 @@ def train_stage(loop: Loop, iteration: IterationRecord) -> tuple[TrainStats, flo
             members=missing,
             on_member=lambda member: _store_member(loop, k, member, parents, e0s),
             atomic_energies=None if e0s is None else {z: lab.energy for z, lab in e0s.items()},
+            foundation=FoundationStart.from_config(cfg.model, loop.base_dir),
         )
     compute = time.perf_counter() - start
     trained = models.committee_models(loop.campaign.id, k)

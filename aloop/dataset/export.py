@@ -36,7 +36,7 @@ from aloop.dataset.outliers import LabelSummary, find_outliers
 from aloop.dataset.split import SPLITS, assign
 from aloop.errors import UserError
 from aloop.isolated_atoms import MACE_ISOLATED_CONFIG_TYPE
-from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
+from aloop.records import FINETUNED_HEAD, REF_ENERGY, REF_FORCES, REF_STRESS
 from aloop.versions import code_versions
 
 FORMATS = ("extxyz", "ase-db")
@@ -134,6 +134,9 @@ class ModelFile:
     #: The sha256 stored with the model; the weights must hash to it.
     sha256: str
     weights: bytes = field(repr=False)
+    #: The head to evaluate (MACECalculator's ``head=``): the fine-tuned one of a
+    #: multihead model.
+    head: str = FINETUNED_HEAD
 
     @property
     def name(self) -> str:
@@ -689,6 +692,7 @@ def _member_entry(
         "seed": m.seed,
         "file": f"{MODELS_DIR}/{m.name}",
         "sha256": m.sha256,
+        "head": m.head,
         "bytes": len(m.weights),
         "lammps_file": None,
         "lammps_sha256": None,

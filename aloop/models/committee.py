@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from aloop.records import FINETUNED_HEAD, REPLAY_HEAD
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -72,6 +74,12 @@ class Committee:
         for m in self.models[1:]:
             if float(m.r_max) != self.r_max or [int(z) for z in m.atomic_numbers] != self.zs:
                 raise ValueError("committee members must share r_max and elements")
+        heads = [list(getattr(m, "heads", [FINETUNED_HEAD])) for m in self.models]
+        if any(h != heads[0] for h in heads[1:]):
+            raise ValueError(f"committee members must share their heads, not {heads}")
+        #: The head evaluated: a fine-tuned model's own (MACE puts the replay head first).
+        self.head = fine_tuned_head(heads[0])
+        self._head_index = heads[0].index(self.head)
         self.dtype = next(self.models[0].parameters()).dtype
         self._torch = torch
         self._cores = max(1, torch.get_num_threads())
@@ -101,6 +109,8 @@ class Committee:
                 for a in atoms_list
             ]
         batch = torch_geometric.Batch.from_data_list(graphs).to(self.device)
+        if self._head_index:
+            batch["head"] = self._torch.full_like(batch["head"], self._head_index)
         return batch
 
     def move(self, batch: Any, atoms_list: Sequence[Atoms]) -> None:
@@ -264,6 +274,15 @@ class Committee:
 
 #: The (row, column) of each Voigt component of a 3x3 stress: xx yy zz yz xz xy (ASE's order).
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def fine_tuned_head(heads: Sequence[str]) -> str:
+    """The head a model was trained on the campaign's labels with: the last one that is
+    not MACE's replay head (``pt_head``, the foundation's own)."""
+    own = [h for h in heads if h != REPLAY_HEAD]
+    if not own:
+        raise ValueError(f"a model with only the replay head {list(heads)} has no fine-tuned head")
+    return own[-1]
 
 
 def _per_structure(t: Any, splits: list[int], n_struct: int) -> list[np.ndarray]:

@@ -10,6 +10,14 @@ share that split (so their validation errors compare); they differ by seed and, 
 ``bootstrap``, by a resampled training set. Warm starts hand the parent model file to
 MACE as ``--foundation_model``: MACE rebuilds the architecture from it and loads its
 weights before training (naive fine-tuning; no download happens for a file path).
+
+A foundation start (``warm_start: foundation``) is MACE's multihead replay fine-tuning
+by default: the new head (``Default``) learns the campaign's labels while the
+foundation's head (``pt_head``) keeps training on a subset of the foundation's own data,
+drawn from a local replay file by each member's seed, so members differ by seed, replay
+subset and data order. The committee evaluates the fine-tuned head. What MACE actually
+used (it takes the architecture from the foundation, and its own learning rate and EMA
+for multihead runs) is read back from the run and the trained model and stored.
 """
 
 from __future__ import annotations
@@ -29,10 +37,10 @@ import numpy as np
 from aloop.dataset.split import draw
 from aloop.isolated_atoms import elements_of, missing_elements
 from aloop.models.io import pick_device, sha256_bytes
-from aloop.records import REF_ENERGY, REF_FORCES, REF_STRESS
-from aloop.structures import atoms_hash
+from aloop.records import FINETUNED_HEAD, REF_ENERGY, REF_FORCES, REF_STRESS, REPLAY_HEAD
+from aloop.structures import atoms_hash, resolve_path
 from aloop.versions import code_versions
-from aloop.vocabulary import E0Source
+from aloop.vocabulary import E0Source, FinetuneMode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +66,34 @@ _FLAGS = {
     "forces_weight": "--forces_weight",
     "patience": "--patience",
 }
+
+
+@dataclass(frozen=True)
+class FoundationStart:
+    """The foundation model every member is fine-tuned from, with its files resolved.
+
+    ``replay`` (multihead only) is the local extxyz of the foundation's training data;
+    each member replays ``replay_samples`` of its frames.
+    """
+
+    model: Path
+    mode: FinetuneMode = FinetuneMode.MULTIHEAD
+    replay: Path | None = None
+    replay_samples: int = 200
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, base_dir: Path | str = ".") -> FoundationStart | None:
+        """The config's foundation start (paths relative to ``base_dir``, the folder of
+        the campaign file), or None when members do not start from a foundation."""
+        if cfg.warm_start != "foundation" or not cfg.foundation_model:
+            return None
+        replay = resolve_path(cfg.replay_file, base_dir) if cfg.multihead else None
+        return cls(
+            resolve_path(cfg.foundation_model, base_dir),
+            cfg.finetune,
+            replay,
+            cfg.replay_samples,
+        )
 
 
 @dataclass
@@ -190,11 +226,17 @@ def mace_arguments(
     foundation: Path | None = None,
     atomic_energies: Mapping[int, float] | None = None,
     stress: bool = False,
+    replay: Path | None = None,
 ) -> list[str]:
     """The mace_run_train command line for one member.
 
     Parameters
     ----------
+    foundation, replay
+        The model file the member starts from. With ``replay`` (an extxyz of the
+        foundation's training data) MACE fine-tunes multihead: the replay head keeps
+        every element of the foundation, so all members share one element table.
+        Without, naive fine-tuning.
     atomic_energies
         Isolated-atom energies by atomic number (eV), exactly the elements of the
         member's train and valid files (MACE's model has one E0 per element it sees and
@@ -242,7 +284,14 @@ def mace_arguments(
             f"--stress_key={REF_STRESS}",
             f"--stress_weight={cfg.stress_weight}",
         ]
-    if foundation is not None:
+    if foundation is not None and replay is not None:
+        args += [
+            f"--foundation_model={foundation}",
+            "--multiheads_finetuning=True",
+            f"--pt_train_file={replay}",
+            "--foundation_model_elements=True",
+        ]
+    elif foundation is not None:
         args += [f"--foundation_model={foundation}", "--multiheads_finetuning=False"]
     return args
 
@@ -256,8 +305,9 @@ def _write_extxyz(path: Path, frames: Sequence[Atoms]) -> None:
     write(path, list(frames), format="extxyz")
 
 
-def _run_mace(argv: list[str], console_log: Path) -> None:
-    """Run MACE's trainer in this process and undo its global side effects.
+def _run_mace(argv: list[str], console_log: Path) -> Any:
+    """Run MACE's trainer in this process and undo its global side effects; MACE's
+    arguments as the run left them (it overrides some, e.g. for multihead runs).
 
     MACE logs every batch at INFO to stdout and to the root logger: that goes to
     ``console_log`` instead (its own log file under logs/ is kept too), so a campaign's
@@ -288,6 +338,7 @@ def _run_mace(argv: list[str], console_log: Path) -> None:
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)
             run(args)
+        return args
     finally:
         torch.set_default_dtype(dtype)
         for h, lvl in zip(handlers, handler_levels, strict=True):
@@ -307,6 +358,9 @@ def _learning_curve(results_dir: Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
+                continue
+            # a multihead run logs each head: the curve is the fine-tuned head's
+            if row.get("head", FINETUNED_HEAD) != FINETUNED_HEAD:
                 continue
             if row.get("mode") == "eval" and row.get("epoch") is not None:
                 curve.append(
@@ -362,6 +416,7 @@ def train_committee(
     members: Sequence[int] | None = None,
     on_member: Callable[[MemberResult], None] | None = None,
     atomic_energies: Mapping[int, float] | None = None,
+    foundation: FoundationStart | None = None,
 ) -> list[MemberResult]:
     """Train ``cfg.committee_size`` MACE members on labelled ``frames``.
 
@@ -377,7 +432,10 @@ def train_committee(
         Scratch folder for MACE's files (one subfolder per member).
     parents
         Weights of each member's parent (warm start from the previous iteration);
-        ``cfg.foundation_model`` is used instead when ``warm_start`` is ``foundation``.
+        the foundation is used instead when ``warm_start`` is ``foundation``.
+    foundation
+        The foundation start with its files resolved (default: from ``cfg``, paths
+        relative to the working directory).
     members
         Indices of the members to train (default all); a resumed iteration trains only
         those not yet stored. The split does not depend on which members are trained.
@@ -397,6 +455,8 @@ def train_committee(
     if len(frames) != len(ids):
         raise ValueError("frames and ids differ in length")
     workdir = Path(workdir)
+    if foundation is None:
+        foundation = FoundationStart.from_config(cfg)
     e0s = _explicit_e0s(cfg, frames, atomic_energies)
     device = pick_device(cfg.device)
     train_idx, valid_idx = valid_split(frames, cfg.valid_fraction)
@@ -415,7 +475,8 @@ def train_committee(
         if member not in wanted:
             continue
         mdir = workdir / f"member{member}"
-        results.append(_train_member(split, cfg, member, seed, mdir, device, parents))
+        start = _Start(parents, foundation)
+        results.append(_train_member(split, cfg, member, seed, mdir, device, start))
         if on_member is not None:
             on_member(results[-1])
     return results
@@ -447,14 +508,60 @@ def _member_e0s(split: _SharedSplit, frames: Sequence[Atoms]) -> dict[int, float
     return {z: split.atomic_energies[z] for z in elements_of(frames)}
 
 
-def _provenance(cfg: ModelConfig, e0s: Mapping[int, float] | None, stress: bool) -> dict:
-    """The member's stored hyperparameters: the config's, the E0s and whether stress."""
+def _provenance(
+    cfg: ModelConfig, e0s: Mapping[int, float] | None, stress: bool, used: dict
+) -> dict:
+    """The member's stored hyperparameters: the config's overwritten by what MACE used
+    (``used``, see :func:`used_hyperparameters`), the E0s and whether stress."""
     from ase.data import chemical_symbols
 
-    out = hyperparameters(cfg) | {"stress": stress}
+    out = hyperparameters(cfg) | used | {"stress": stress}
     if e0s is not None:
         out["atomic_energies"] = {chemical_symbols[z]: e for z, e in sorted(e0s.items())}
     return out
+
+
+def model_architecture(model: Any) -> dict:
+    """The architecture of a trained MACE model, read from the model itself (under a
+    foundation start MACE takes it from the foundation, whatever the config says)."""
+    from mace.tools.scripts_utils import extract_config_mace_model
+
+    found = extract_config_mace_model(model)
+    if "error" in found:
+        raise ValueError(f"not a MACE model aloop can read: {found['error']}")
+    hidden = found["hidden_irreps"]
+    return {
+        "r_max": float(found["r_max"]),
+        "num_channels": int(hidden.count("0e")),
+        "max_L": int(hidden.lmax),
+        "max_ell": int(found["max_ell"]),
+        "correlation": int(np.max(found["correlation"])),
+        "num_interactions": int(found["num_interactions"]),
+        "num_radial_basis": int(found["num_bessel"]),
+    }
+
+
+def used_hyperparameters(model: Any, args: Any) -> dict:
+    """What MACE trained with: the model's architecture and the training settings as
+    MACE's run left its arguments (a multihead run sets its own learning rate and EMA)."""
+    return model_architecture(model) | {
+        "lr": float(args.lr),
+        "batch_size": int(args.batch_size),
+        "energy_weight": float(args.energy_weight),
+        "forces_weight": float(args.forces_weight),
+        "patience": int(args.patience),
+        "ema_decay": float(args.ema_decay) if args.ema else None,
+        "loss": str(args.loss),
+        "heads": [str(h) for h in getattr(model, "heads", [FINETUNED_HEAD])],
+    }
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where members start: their parents' weights (warm start), or a foundation."""
+
+    parents: Sequence[bytes] | None = None
+    foundation: FoundationStart | None = None
 
 
 def _train_member(
@@ -464,9 +571,11 @@ def _train_member(
     seed: int,
     mdir: Path,
     device: str,
-    parents: Sequence[bytes] | None,
+    start: _Start,
 ) -> MemberResult:
     """Train one member in ``mdir`` and describe it: errors, learning curve, provenance."""
+    from aloop.models.io import load_model
+
     # A killed run may have left checkpoints and half a results log: start clean.
     shutil.rmtree(mdir, ignore_errors=True)
     mdir.mkdir(parents=True)
@@ -475,10 +584,22 @@ def _train_member(
     _write_extxyz(mdir / "train.xyz", train)
     _write_extxyz(mdir / "valid.xyz", split.valid)
     e0s = _member_e0s(split, [*train, *split.valid])
-    foundation, parent_sha = _starting_point(cfg, member, mdir, parents)
-    wall = _fit(cfg, member, seed, mdir, device, len(members_train), foundation, e0s, split.stress)
+    origin, parent_sha, replay = _starting_point(cfg, member, seed, mdir, start)
+    wall, args = _fit(
+        cfg, member, seed, mdir, device, len(members_train), origin, e0s, split.stress, replay
+    )
     weights = (mdir / f"member{member}.model").read_bytes()
     sha = sha256_bytes(weights)
+    model = load_model(weights, sha, device="cpu")
+    if replay is not None and REPLAY_HEAD not in getattr(model, "heads", ()):
+        raise RuntimeError(
+            f"member {member}: MACE was asked for multihead fine-tuning but trained "
+            f"without a replay head (heads {getattr(model, 'heads', None)}); see "
+            f"{mdir / 'mace-console.log'}"
+        )
+    provenance = _provenance(cfg, e0s, split.stress, used_hyperparameters(model, args))
+    if start.foundation is not None:
+        provenance["foundation"] = _foundation_provenance(start.foundation, parent_sha, replay)
     metrics = _member_metrics(split, members_train, weights, sha, device)
     curve = _learning_curve(mdir / "results")
     return MemberResult(
@@ -486,7 +607,7 @@ def _train_member(
         seed=seed,
         weights=weights,
         sha256=sha,
-        hyperparameters=_provenance(cfg, e0s, split.stress),
+        hyperparameters=provenance,
         training_ids=[split.ids[i] for i in members_train],
         valid_ids=[split.ids[i] for i in split.valid_idx],
         parent_sha256=parent_sha,
@@ -497,6 +618,60 @@ def _train_member(
         device=device,
         code_versions=code_versions(),
     )
+
+
+def _foundation_provenance(
+    foundation: FoundationStart, model_sha: str | None, replay: Path | None
+) -> dict:
+    """The foundation a member was fine-tuned from: file, sha256, mode, replay, head."""
+    out = {
+        "file": foundation.model.name,
+        "sha256": model_sha,
+        "finetune": foundation.mode.value,
+        "head": FINETUNED_HEAD,
+    }
+    if replay is not None and foundation.replay is not None:
+        out |= {
+            "replay_file": foundation.replay.name,
+            "replay_sha256": sha256_bytes(foundation.replay.read_bytes()),
+            "replay_subset_sha256": sha256_bytes(replay.read_bytes()),
+            "replay_samples": _frame_count(replay),
+        }
+    return out
+
+
+def _frame_count(path: Path) -> int:
+    from ase.io import iread
+
+    return sum(1 for _ in iread(path, index=":", format="extxyz"))
+
+
+def replay_subset(source: Path, samples: int, seed: int, out: Path) -> Path:
+    """Write ``samples`` frames of the replay file ``source`` (all when it has fewer),
+    drawn by ``seed``, to ``out``: each member replays its own subset.
+
+    Raises ValueError when the file is not an extxyz of frames with REF_energy and
+    REF_forces (MACE's keys for the replay head are the campaign's).
+    """
+    from ase.io import read, write
+
+    try:
+        frames = read(source, index=":", format="extxyz")
+    except Exception as exc:
+        raise ValueError(f"model.replay_file {source}: not a readable extxyz ({exc})") from exc
+    unlabelled = [
+        i for i, a in enumerate(frames) if REF_ENERGY not in a.info or REF_FORCES not in a.arrays
+    ]
+    if not frames or unlabelled:
+        where = f"frame {unlabelled[0]} has" if unlabelled else "it has no frames, so"
+        raise ValueError(
+            f"model.replay_file {source}: {where} no {REF_ENERGY} and {REF_FORCES} "
+            "(the foundation's labels under aloop's keys)"
+        )
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(frames), size=min(samples, len(frames)), replace=False))
+    write(out, [frames[i] for i in picked], format="extxyz")
+    return out
 
 
 def _training_indices(cfg: ModelConfig, seed: int, train_idx: np.ndarray) -> np.ndarray:
@@ -517,8 +692,10 @@ def _fit(
     foundation: Path | None,
     atomic_energies: Mapping[int, float] | None = None,
     stress: bool = False,
-) -> float:
-    """Run MACE on the member's files in ``mdir``; the wall time it took (s)."""
+    replay: Path | None = None,
+) -> tuple[float, Any]:
+    """Run MACE on the member's files in ``mdir``: the wall time it took (s) and MACE's
+    arguments as the run left them."""
     argv = mace_arguments(
         cfg,
         name=f"member{member}",
@@ -527,30 +704,37 @@ def _fit(
         valid_file=mdir / "valid.xyz",
         workdir=mdir,
         device=device,
-        epochs=epochs_for(cfg, n_train),
+        # a multihead epoch also steps through the replayed frames
+        epochs=epochs_for(cfg, n_train + (_frame_count(replay) if replay else 0)),
         foundation=foundation,
         atomic_energies=atomic_energies,
         stress=stress,
+        replay=replay,
     )
     log.info("training committee member %d (seed %d) on %d structures", member, seed, n_train)
     start = time.perf_counter()
-    _run_mace(argv, mdir / "mace-console.log")
-    return time.perf_counter() - start
+    args = _run_mace(argv, mdir / "mace-console.log")
+    return time.perf_counter() - start, args
 
 
 def _starting_point(
-    cfg: ModelConfig, member: int, mdir: Path, parents: Sequence[bytes] | None
-) -> tuple[Path | None, str | None]:
-    """(model file MACE starts from, its sha256), or (None, None) to train from scratch."""
-    if cfg.warm_start == "foundation" and cfg.foundation_model:
-        foundation = Path(cfg.foundation_model)
-        return foundation, sha256_bytes(foundation.read_bytes())
-    if cfg.warm_start == "previous" and parents:
+    cfg: ModelConfig, member: int, seed: int, mdir: Path, start: _Start
+) -> tuple[Path | None, str | None, Path | None]:
+    """(model file MACE starts from, its sha256, the member's replay subset), or Nones to
+    train from scratch."""
+    if cfg.warm_start == "foundation" and start.foundation is not None:
+        found = start.foundation
+        replay = None
+        if found.mode is FinetuneMode.MULTIHEAD and found.replay is not None:
+            replay = replay_subset(found.replay, found.replay_samples, seed, mdir / "replay.xyz")
+        return found.model, sha256_bytes(found.model.read_bytes()), replay
+    if cfg.warm_start == "previous" and start.parents:
         # MACE reads the parent from a file: it goes into the member's own folder.
-        foundation = mdir / "parent.model"
-        foundation.write_bytes(parents[member % len(parents)])
-        return foundation, sha256_bytes(parents[member % len(parents)])
-    return None, None
+        parent = start.parents[member % len(start.parents)]
+        origin = mdir / "parent.model"
+        origin.write_bytes(parent)
+        return origin, sha256_bytes(parent), None
+    return None, None, None
 
 
 def _member_metrics(

@@ -71,7 +71,8 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
     cfg = parse_config(MINIMAL)
     # the hash as computed before these settings existed
     data = cfg.model_dump(mode="json", exclude={"execution", "database", "description", "stop"})
-    for key in ("min_updates", "ema_decay", "stress_weight", "e0s"):
+    model_keys = ("min_updates", "ema_decay", "stress_weight", "e0s")
+    for key in (*model_keys, "finetune", "replay_file", "replay_samples"):
         del data["model"][key]
     del data["dft"]["ecp"], data["dft"]["spin"], data["dft"]["scf"]["stability_rounds"]
     del data["select"]["trust"]["calibrated"], data["select"]["holdout_per_system"]
@@ -90,6 +91,8 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
     for key, value in [
         ("model.stress_weight", 10.0),
         ("model.e0s", "average"),
+        ("model.finetune", "naive"),
+        ("model.replay_samples", 50),
         ("dft.ecp", "none"),
         ("dft.spin", "broken_symmetry"),
         ("dft.scf.stability_rounds", 5),
@@ -217,8 +220,29 @@ def test_a_stress_window_is_set_whole_and_in_order():
 def test_foundation_model_file_must_exist():
     data = with_change("model.warm_start", "foundation")
     data["model"]["foundation_model"] = "nowhere.model"
+    data["model"]["finetune"] = "naive"
     with pytest.raises(ConfigError, match=r"model.foundation_model: file not found"):
         parse_config(data)
+
+
+def test_multihead_fine_tuning_needs_a_replay_file_that_exists(tmp_path):
+    """MACE, given no replay file, fine-tunes naively with a warning: aloop refuses."""
+    (tmp_path / "mp.model").write_bytes(b"weights")
+    data = with_change("model.warm_start", "foundation")
+    data["model"]["foundation_model"] = "mp.model"
+    with pytest.raises(ConfigError, match=r"multihead needs model.replay_file"):
+        parse_config(data, tmp_path)
+    data["model"]["replay_file"] = "mp-replay.xyz"
+    with pytest.raises(ConfigError, match=r"model.replay_file: file not found: .*mp-replay"):
+        parse_config(data, tmp_path)
+    (tmp_path / "mp-replay.xyz").write_text("")
+    assert parse_config(data, tmp_path).model.multihead
+    data["model"]["e0s"] = "average"
+    with pytest.raises(ConfigError, match=r"needs model.e0s isolated_atoms"):
+        parse_config(data, tmp_path)
+    # naive fine-tuning reads no replay file
+    data["model"] |= {"finetune": "naive", "replay_file": None}
+    assert not parse_config(data, tmp_path).model.multihead
 
 
 def test_every_error_is_reported_at_once():

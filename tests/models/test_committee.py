@@ -13,7 +13,7 @@ import pytest
 from aloop.config import ModelConfig
 from aloop.models.committee import Committee, CommitteeCalculator
 from aloop.models.io import ModelHashMismatch, load_model
-from aloop.models.train import train_committee
+from aloop.models.train import model_architecture, train_committee
 
 TINY = ModelConfig(
     committee_size=3,
@@ -45,6 +45,11 @@ def test_committee_trains_with_provenance(trained):
         assert set(m.training_ids).isdisjoint(m.valid_ids)
         assert m.epochs == TINY.epochs
         assert m.hyperparameters["num_channels"] == 8 and m.device == "cpu"
+        # what is stored is what the trained model is, read back from it
+        used = model_architecture(load_model(m.weights, m.sha256))
+        assert {k: m.hyperparameters[k] for k in used} == used
+        assert used["r_max"] == TINY.r_max and used["max_L"] == TINY.max_L
+        assert m.hyperparameters["heads"] == ["Default"] and "foundation" not in m.hyperparameters
         assert m.code_versions["mace-torch"] != "absent"
         for split in ("train", "valid"):
             assert 0 < m.metrics[split]["forces_rmse"] < 5.0

@@ -1,0 +1,153 @@
+"""Fine-tuning a foundation model the way MACE recommends: multihead replay, offline.
+
+The real mace trainer runs. The foundation is a stand-in (no model hub is reachable
+here): a member of the shared water committee, a MACE model trained on HF/STO-3G water,
+with part of its training set as the local replay file. The campaign's config asks for
+another architecture (32 channels, r_max 5 Å) than the foundation's (8, 4 Å): MACE takes
+the foundation's, and that is what must be stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.io import write
+
+from aloop.config import ModelConfig
+from aloop.models.committee import Committee
+from aloop.models.io import load_model, sha256_bytes
+from aloop.models.train import mace_arguments, model_architecture, train_committee
+
+
+@pytest.fixture(scope="module")
+def foundation(water_committee, tmp_path_factory):
+    """(foundation model file, replay extxyz): the stand-in foundation and 30 of the
+    frames it was trained on."""
+    frames, _, members = water_committee
+    folder = tmp_path_factory.mktemp("foundation")
+    model = folder / "foundation.model"
+    model.write_bytes(members[0].weights)
+    replay = folder / "replay.xyz"
+    write(replay, frames[:30], format="extxyz")
+    return model, replay
+
+
+def _config(model, replay, **overrides) -> ModelConfig:
+    return ModelConfig(
+        committee_size=2,
+        num_channels=32,
+        max_L=0,
+        r_max=5.0,
+        epochs=2,
+        batch_size=5,
+        patience=50,
+        warm_start="foundation",
+        foundation_model=str(model),
+        replay_file=str(replay),
+        replay_samples=12,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def finetuned(foundation, water_dataset, water_e0s, tmp_path_factory):
+    model, replay = foundation
+    frames, ids = water_dataset
+    cfg = _config(model, replay)
+    members = train_committee(
+        frames[30:], ids[30:], cfg, tmp_path_factory.mktemp("ft"), atomic_energies=water_e0s
+    )
+    return cfg, members
+
+
+def test_multihead_finetuning_replays_the_local_file_and_stores_what_mace_used(
+    foundation, finetuned
+):
+    model, replay = foundation
+    _, members = finetuned
+    for m in members:
+        trained = load_model(m.weights, m.sha256)
+        assert list(trained.heads) == ["pt_head", "Default"]  # a replay head: not naive
+        hp = m.hyperparameters
+        used = model_architecture(trained)
+        assert {k: hp[k] for k in used} == used
+        # the foundation's architecture, not the config's 32 channels and 5 Å
+        assert (hp["num_channels"], hp["r_max"]) == (8, 4.0)
+        # MACE's own multihead learning rate and EMA, not the config's 0.01 and none
+        assert hp["lr"] == pytest.approx(1e-4) and hp["ema_decay"] == pytest.approx(0.99999)
+        assert hp["heads"] == ["pt_head", "Default"]
+        start = hp["foundation"]
+        assert start["sha256"] == sha256_bytes(model.read_bytes()) == m.parent_sha256
+        assert start["replay_sha256"] == sha256_bytes(replay.read_bytes())
+        assert (start["finetune"], start["head"], start["replay_samples"]) == (
+            "multihead",
+            "Default",
+            12,
+        )
+    # the members replay different subsets of the file (drawn by their seeds)
+    subsets = {m.hyperparameters["foundation"]["replay_subset_sha256"] for m in members}
+    assert len(subsets) == len(members)
+
+
+def test_the_committee_evaluates_the_fine_tuned_head(finetuned, water_dataset, tmp_path):
+    from mace.calculators import MACECalculator
+
+    _, members = finetuned
+    frames, _ = water_dataset
+    models = [load_model(m.weights, m.sha256) for m in members]
+    committee = Committee(models)
+    assert committee.head == "Default"
+    sample = frames[30:34]
+    res = committee.evaluate(sample, per_member=True)
+    path = tmp_path / "member0.model"
+    path.write_bytes(members[0].weights)
+    for head, same in (("Default", True), ("pt_head", False)):
+        calc = MACECalculator(
+            model_paths=str(path), device="cpu", default_dtype="float64", head=head
+        )
+        energies = []
+        for a in sample:
+            b = a.copy()
+            b.calc = calc
+            energies.append(b.get_potential_energy())
+        assert np.allclose(res.energy_members[:, 0], energies, rtol=0, atol=1e-8) is same, head
+
+
+def test_multihead_and_naive_fine_tuning_ask_mace_for_what_they_say(foundation, tmp_path):
+    model, replay = foundation
+    common = {
+        "name": "m",
+        "seed": 0,
+        "train_file": tmp_path / "t.xyz",
+        "valid_file": tmp_path / "v.xyz",
+        "workdir": tmp_path,
+        "device": "cpu",
+        "epochs": 1,
+        "foundation": model,
+        "atomic_energies": {1: -13.0, 8: -2000.0},
+    }
+    multihead = mace_arguments(_config(model, replay), replay=replay, **common)
+    assert "--multiheads_finetuning=True" in multihead
+    assert f"--pt_train_file={replay}" in multihead
+    naive = mace_arguments(_config(model, replay, finetune="naive"), **common)
+    assert "--multiheads_finetuning=False" in naive
+    assert not any(a.startswith("--pt_train_file") for a in naive)
+
+
+def test_a_replay_file_without_labels_is_refused_before_mace_runs(
+    foundation, water_dataset, water_e0s, tmp_path
+):
+    from ase.build import molecule
+
+    model, _ = foundation
+    frames, ids = water_dataset
+    bare = tmp_path / "bare.xyz"
+    write(bare, [molecule("H2O")] * 3, format="extxyz")
+    with pytest.raises(ValueError, match="frame 0 has no REF_energy and REF_forces"):
+        train_committee(
+            frames[30:36],
+            ids[30:36],
+            _config(model, bare),
+            tmp_path / "x",
+            atomic_energies=water_e0s,
+        )
