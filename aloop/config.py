@@ -81,10 +81,6 @@ HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "ema_decay"): None,
     ("model", "stress_weight"): 1.0,
     ("model", "e0s"): E0Source.ISOLATED_ATOMS,
-    # Read only with warm_start foundation, which trained naively before.
-    ("model", "finetune"): FinetuneMode.MULTIHEAD,
-    ("model", "replay_file"): None,
-    ("model", "replay_samples"): 200,
     ("dft", "ecp"): "auto",
     ("dft", "spin"): SpinPolicy.RESTRICTED,
     ("dft", "scf.stability_rounds"): 3,
@@ -219,6 +215,7 @@ class CampaignConfig(Section):
                 holder = holder[part]
             if leaf in holder and holder[leaf] == neutral:
                 del holder[leaf]
+        _drop_unread_finetune_settings(data["model"])
         for system in data["systems"]:  # a system's own trust window, as select's
             trust = system.get("trust") or {}
             for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
@@ -228,6 +225,24 @@ class CampaignConfig(Section):
                     del trust[leaf]
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+#: Fine-tuning settings added later (model section), and their values in campaigns stored
+#: before: a foundation start then fine-tuned naively and replayed nothing.
+_FINETUNE_BEFORE = {"finetune": FinetuneMode.NAIVE.value, "replay_file": None}
+_FINETUNE_UNREAD = ("finetune", "replay_file", "replay_samples")
+
+
+def _drop_unread_finetune_settings(model: dict) -> None:
+    """Leave the fine-tuning settings out of the result hash where they change nothing
+    (no foundation start), or where they say what stored campaigns did (naive, no
+    replay): such a campaign resumes under the hash it was stored with."""
+    unread = model.get("warm_start") != "foundation" or all(
+        model.get(k) == v for k, v in _FINETUNE_BEFORE.items()
+    )
+    if unread:
+        for key in _FINETUNE_UNREAD:
+            model.pop(key, None)
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:

@@ -35,6 +35,15 @@ FINETUNED_HEAD = "Default"
 REPLAY_HEAD = "pt_head"
 
 
+def fine_tuned_head(heads: Sequence[str]) -> str:
+    """The head a model was trained on the campaign's labels with: the last one that is
+    not MACE's replay head (``pt_head``, the foundation's own)."""
+    own = [h for h in heads if h != REPLAY_HEAD]
+    if not own:
+        raise ValueError(f"a model with only the replay head {list(heads)} has no fine-tuned head")
+    return own[-1]
+
+
 @dataclass
 class StructureRecord:
     """A structure to store: geometry plus lineage, as plain data."""

@@ -11,7 +11,9 @@ ether is left out too), rattled and labelled at the same level: a pool of traini
 and a separate test set.
 
 For each label count n and each seed, one model is trained on the same first n pool
-frames in three ways, with the same epochs and optimizer-step floor:
+frames in three ways, with the same epoch count and optimizer-step floor (a multihead
+epoch also steps through the replayed frames, so it reaches the floor in fewer epochs;
+each run records its epochs, learning rate and EMA):
 
 - ``scratch``: the config's own architecture, from random weights;
 - ``naive``: every weight of the foundation trained on the n labels;
@@ -112,6 +114,9 @@ def isolated_e0s() -> dict[int, float]:
         atom = isolated_atom(z, periodic=False)
         tasks.append(LabelTask(f"atom{z}", atom, multiplicity=atom.info["multiplicity"]))
     records = label_batch(tasks, LEVEL, on_progress=lambda p: None)
+    failed = [r.structure_id for r in records if r.energy is None]
+    if failed:
+        raise SystemExit(f"isolated-atom labels failed: {failed}")
     return {int(r.structure_id.removeprefix("atom")): r.energy for r in records}
 
 
@@ -206,6 +211,8 @@ def run(args) -> dict:
         )
         rng = np.random.default_rng(7)
         pool, pool_ids = label(rattled(TARGET, max(args.counts), rng), "p")
+        if len(pool) < max(args.counts):
+            raise SystemExit(f"only {len(pool)} of {max(args.counts)} pool labels succeeded")
         test, _ = label(rattled(TARGET, args.test, np.random.default_rng(8)), "t")
         rows, committees = [], []
         for n in args.counts:
@@ -235,6 +242,8 @@ def run(args) -> dict:
                             "energy_rmse_mev_atom": float(1000 * np.sqrt(np.mean(de**2))),
                             "train_s": round(time.perf_counter() - start, 1),
                             "lr": member.hyperparameters["lr"],
+                            "ema_decay": member.hyperparameters["ema_decay"],
+                            "epochs": member.epochs,
                         }
                     )
                     print(

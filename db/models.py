@@ -8,8 +8,7 @@ from typing import Any
 
 from mongoengine.connection import get_db
 
-from aloop.models.committee import fine_tuned_head
-from aloop.records import FINETUNED_HEAD, CampaignRecord, MemberRecord
+from aloop.records import FINETUNED_HEAD, CampaignRecord, MemberRecord, fine_tuned_head
 from aloop.versions import code_versions
 from aloop.vocabulary import Stage, StageStatus
 from db.blobs import get_blob, put_blob

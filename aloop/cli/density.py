@@ -28,7 +28,7 @@ def density(
         typer.Option(
             min=0.0,
             help="fs: the barostat's time constant (default: the campaign's "
-            "explore.barostat_time_fs). A block must be longer than it to be independent.",
+            "explore.barostat_time_fs). Blocks several times longer are independent.",
         ),
     ] = None,
     min_width: Annotated[
@@ -36,7 +36,7 @@ def density(
         typer.Option(
             min=0.0,
             help="Å: the campaign's cell is repeated until each of its widths is at least "
-            "this (default: twice the model's r_max).",
+            "this (default: twice the production committee's r_max).",
         ),
     ] = None,
     out: Annotated[
@@ -89,10 +89,6 @@ def density(
     starts = load_system_structures(sys_cfg, config.parent)
     if not all(a.pbc.all() for a in starts):
         raise UserError(f"system {sys_cfg.name!r} is not periodic: a density needs a cell")
-    width = 2 * cfg.model.r_max if min_width is None else min_width
-    # every start repeated on its own: a system's structures may differ in shape
-    repeats = supercell_repeats(starts[0], width)
-    starts = [a.repeat(supercell_repeats(a, width)) for a in starts]
     temperatures = cfg.temperatures(sys_cfg.name)
     pressure = (sys_cfg.pressures_gpa or cfg.explore.pressures_gpa or [0.0])[0]
     window = cfg.trust_window(sys_cfg.name)
@@ -125,6 +121,11 @@ def density(
             [load_model(load_model_weights(m.id), m.sha256, device=device) for m in members],
             device=device,
         )
+        # the model's own cutoff: a fine-tuned one has its foundation's, not the config's
+        width = 2 * committee.r_max if min_width is None else min_width
+        # every start repeated on its own: a system's structures may differ in shape
+        repeats = supercell_repeats(starts[0], width)
+        starts = [a.repeat(supercell_repeats(a, width)) for a in starts]
         typer.echo(
             f"{found.name}: {len(members)}-member production committee, NPT at "
             f"{pressure:g} GPa, {', '.join(f'{t:g}' for t in temperatures)} K, "

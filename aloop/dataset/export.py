@@ -658,7 +658,8 @@ def _write_models(
     with tempfile.TemporaryDirectory(prefix=".lammps-", dir=mdir) as work:
         if lammps:
             weights = {m.name: m.weights for m in models}
-            conversion, converted = convert_for_lammps(weights, Path(work))
+            heads = {m.name: m.head for m in models}
+            conversion, converted = convert_for_lammps(weights, Path(work), heads)
         else:
             conversion, converted = _lammps_account(None, "not asked for", asked=False), {}
         members = [_member_entry(m, mdir, converted, parts) for m in models]
@@ -722,15 +723,17 @@ _LAMMPS_SCRIPT = """
 import sys
 import torch
 from mace.cli import create_lammps_model
-paths = sys.argv[1:]
-for path in paths:
-    sys.argv = ["create_lammps_model", path]
+args = sys.argv[1:]
+for path, head in zip(args[::2], args[1::2]):
+    sys.argv = ["create_lammps_model", path, "--head", head]
     create_lammps_model.main()
     torch.jit.load(path + "-lammps.pt", map_location="cpu")
 """
 
 
-def convert_for_lammps(weights: dict[str, bytes], workdir: Path) -> tuple[dict, dict[str, Path]]:
+def convert_for_lammps(
+    weights: dict[str, bytes], workdir: Path, heads: dict[str, str] | None = None
+) -> tuple[dict, dict[str, Path]]:
     """Convert MACE models for LAMMPS with ``mace.cli.create_lammps_model`` (libtorch
     format, float64), in a subprocess: mace-torch sets process-wide torch settings.
 
@@ -738,6 +741,9 @@ def convert_for_lammps(weights: dict[str, bytes], workdir: Path) -> tuple[dict, 
     ----------
     weights
         ``{file name: .model bytes}``.
+    heads
+        ``{file name: head}`` to convert (default MACE's ``Default``): a fine-tuned
+        multihead model's own head, not its replay head.
     workdir
         An empty folder to convert in (the converted files are left there).
 
@@ -748,14 +754,15 @@ def convert_for_lammps(weights: dict[str, bytes], workdir: Path) -> tuple[dict, 
         ``{file name: converted file in workdir}``; empty when the conversion failed
         (all members or none).
     """
-    paths = []
+    paths, argv = [], []
     for name, data in weights.items():
         (workdir / name).write_bytes(data)
         paths.append(workdir / name)
+        argv += [str(workdir / name), (heads or {}).get(name, FINETUNED_HEAD)]
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _LAMMPS_SCRIPT, *map(str, paths)],
+            [sys.executable, "-c", _LAMMPS_SCRIPT, *argv],
             cwd=workdir,
             stdin=subprocess.DEVNULL,  # a model with several heads asks which: refuse
             capture_output=True,

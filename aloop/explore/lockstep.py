@@ -49,18 +49,15 @@ class LockstepBatcher:
     def _batch_for(self, ids: list[int], frames: list) -> Any:
         """The cached graph batch with new positions and cells, or a new one when it is
         stale: when some pair of atoms may have come from beyond the list's reach into
-        the cutoff. A pair's vector moves by at most both atoms' moves plus the move of
-        its periodic shift, which a barostat's cell change adds."""
+        the cutoff (:func:`list_still_covers`)."""
         cells = np.array([f.cell.array for f in frames])
         if self._cache is not None:
             c_ids, batch, ref, c_cells = self._cache
-            if c_ids == ids and cells.shape == c_cells.shape:
-                reach = 2 * _max_move(frames, ref) + self.committee.shift_change(
-                    batch, cells - c_cells
-                )
-                if reach < NEIGHBOUR_SKIN:
-                    self.committee.move(batch, frames)
-                    return batch
+            if c_ids == ids and list_still_covers(
+                ref, c_cells, frames, self.committee.r_max, NEIGHBOUR_SKIN
+            ):
+                self.committee.move(batch, frames)
+                return batch
         batch = self.committee.batch(frames, skin=NEIGHBOUR_SKIN)
         self.rebuilds += 1
         self._cache = (ids, batch, np.concatenate([f.positions for f in frames]), cells)
@@ -101,8 +98,39 @@ class LockstepBatcher:
 NEIGHBOUR_SKIN = 1.0
 
 
-def _max_move(frames: list, ref: np.ndarray) -> float:
-    return float(np.abs(np.concatenate([f.positions for f in frames]) - ref).max())
+def list_still_covers(
+    positions: np.ndarray, cells: np.ndarray, frames: list, r_max: float, skin: float
+) -> bool:
+    """Whether a neighbour list built to ``r_max + skin`` on ``positions`` (all frames'
+    atoms, stacked) and ``cells`` still holds every pair of ``frames`` within ``r_max``.
+
+    A barostat changes the cell: write the new cell as the old one times T and each atom's
+    new position as its old one times T plus a move u. A pair's vector d becomes
+    d T + (u_j - u_i), so its length grows by at most |d| |T - 1| + 2 max|u| (the
+    spectral norm of T - 1; T = 1 when the cell is unchanged, and the rule is then
+    "no atom moved half the skin"). A pair now within r_max was within
+    (r_max + 2 max|u|) / (1 - |T - 1|) before, which must not exceed r_max + skin.
+    This holds for every pair, listed or not, whatever its periodic image.
+    """
+    periodic = all(f.pbc.all() for f in frames)
+    reach, offset = 0.0, 0
+    for f, cell in zip(frames, cells, strict=True):
+        n = len(f)
+        old = positions[offset : offset + n]
+        offset += n
+        if np.array_equal(cell, f.cell.array):
+            strain, moved = 0.0, f.positions - old
+        elif not periodic:
+            return False  # a molecule's cell in the batch is MACE's own: rebuild
+        else:
+            transform = np.linalg.solve(cell, f.cell.array)  # old cell @ T = new cell
+            strain = float(np.linalg.norm(transform - np.eye(3), ord=2))
+            moved = f.positions - old @ transform
+        if strain >= 1.0:
+            return False
+        u = float(np.linalg.norm(moved, axis=1).max()) if n else 0.0
+        reach = max(reach, (r_max + 2 * u) / (1 - strain))
+    return reach < r_max + skin
 
 
 class WalkerCalculator(Calculator):

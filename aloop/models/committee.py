@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from aloop.records import FINETUNED_HEAD, REPLAY_HEAD
+from aloop.records import FINETUNED_HEAD, fine_tuned_head
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -133,17 +133,6 @@ class Committee:
         if "volume" in batch:  # kept consistent for the models that read them
             batch["volume"] = torch.linalg.det(cell)
             batch["rcell"] = (2 * torch.pi * torch.linalg.inv(cell.mT)).reshape(-1, 3)
-
-    def shift_change(self, batch: Any, cell_change: np.ndarray) -> float:
-        """The most any edge's periodic shift (Å) moves when the cells of the batch's
-        structures change by ``cell_change`` (one 3x3 per structure)."""
-        torch = self._torch
-        delta = torch.as_tensor(cell_change, dtype=self.dtype, device=self.device)
-        if not delta.any():
-            return 0.0
-        graph = batch["batch"][batch["edge_index"][0]]
-        moved = torch.einsum("ei,eij->ej", batch["unit_shifts"], delta[graph])
-        return float(moved.norm(dim=1).max()) if len(moved) else 0.0
 
     def _map_members(self, fn: Any) -> list[Any]:
         """Apply ``fn`` to every member; on CPU, members run side by side in threads.
@@ -274,15 +263,6 @@ class Committee:
 
 #: The (row, column) of each Voigt component of a 3x3 stress: xx yy zz yz xz xy (ASE's order).
 VOIGT_PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
-
-def fine_tuned_head(heads: Sequence[str]) -> str:
-    """The head a model was trained on the campaign's labels with: the last one that is
-    not MACE's replay head (``pt_head``, the foundation's own)."""
-    own = [h for h in heads if h != REPLAY_HEAD]
-    if not own:
-        raise ValueError(f"a model with only the replay head {list(heads)} has no fine-tuned head")
-    return own[-1]
 
 
 def _per_structure(t: Any, splits: list[int], n_struct: int) -> list[np.ndarray]:

@@ -81,6 +81,10 @@ class FoundationStart:
     replay: Path | None = None
     replay_samples: int = 200
 
+    def __post_init__(self) -> None:
+        if self.mode is FinetuneMode.MULTIHEAD and self.replay is None:
+            raise ValueError("multihead fine-tuning needs a replay file (MACE would train naively)")
+
     @classmethod
     def from_config(cls, cfg: ModelConfig, base_dir: Path | str = ".") -> FoundationStart | None:
         """The config's foundation start (paths relative to ``base_dir``, the folder of
@@ -704,7 +708,8 @@ def _fit(
         valid_file=mdir / "valid.xyz",
         workdir=mdir,
         device=device,
-        # a multihead epoch also steps through the replayed frames
+        # min_updates counts optimizer steps, and a multihead epoch also steps through
+        # the replayed frames: the floor is reached in fewer passes over the labels
         epochs=epochs_for(cfg, n_train + (_frame_count(replay) if replay else 0)),
         foundation=foundation,
         atomic_energies=atomic_energies,

@@ -64,12 +64,11 @@ def test_result_hash_ignores_execution_but_not_science():
     assert parse_config(with_change("dft.basis", "sto-3g")).result_hash() != base
 
 
-def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value():
+def _hash_before_later_settings(cfg) -> str:
+    """The result hash as computed before the settings added later existed."""
     import hashlib
     import json
 
-    cfg = parse_config(MINIMAL)
-    # the hash as computed before these settings existed
     data = cfg.model_dump(mode="json", exclude={"execution", "database", "description", "stop"})
     model_keys = ("min_updates", "ema_decay", "stress_weight", "e0s")
     for key in (*model_keys, "finetune", "replay_file", "replay_samples"):
@@ -81,9 +80,14 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
     del data["dft"]["engine"], data["dft"]["cp2k"], data["explore"]["stop"]["max_volume_ratio"]
     for key in ("strained_per_structure", "max_volumetric_strain", "max_shear_strain"):
         del data["initial"][key]
-    before = hashlib.sha256(
+    return hashlib.sha256(
         json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
+
+
+def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value():
+    cfg = parse_config(MINIMAL)
+    before = _hash_before_later_settings(cfg)
     assert cfg.result_hash() == before
     # set to anything else, it changes what is computed, so the hash
     assert parse_config(with_change("model.min_updates", 200)).result_hash() != before
@@ -91,8 +95,6 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
     for key, value in [
         ("model.stress_weight", 10.0),
         ("model.e0s", "average"),
-        ("model.finetune", "naive"),
-        ("model.replay_samples", 50),
         ("dft.ecp", "none"),
         ("dft.spin", "broken_symmetry"),
         ("dft.scf.stability_rounds", 5),
@@ -241,8 +243,17 @@ def test_multihead_fine_tuning_needs_a_replay_file_that_exists(tmp_path):
     with pytest.raises(ConfigError, match=r"needs model.e0s isolated_atoms"):
         parse_config(data, tmp_path)
     # naive fine-tuning reads no replay file
-    data["model"] |= {"finetune": "naive", "replay_file": None}
-    assert not parse_config(data, tmp_path).model.multihead
+    data["model"] |= {"finetune": "naive", "replay_file": None, "e0s": "isolated_atoms"}
+    naive = parse_config(data, tmp_path)
+    assert not naive.model.multihead
+    # a foundation campaign stored before multihead existed trained naively: said so
+    # explicitly, it resumes under the hash it was stored with; multihead is another run
+    assert naive.result_hash() == _hash_before_later_settings(naive)
+    data["model"] |= {"finetune": "multihead", "replay_file": "mp-replay.xyz"}
+    assert parse_config(data, tmp_path).result_hash() != naive.result_hash()
+    # without a foundation start the fine-tuning settings are not read: not hashed
+    unread = parse_config(with_change("model.replay_samples", 50))
+    assert unread.result_hash() == parse_config(MINIMAL).result_hash()
 
 
 def test_every_error_is_reported_at_once():

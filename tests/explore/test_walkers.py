@@ -244,10 +244,9 @@ def test_a_step_before_the_stop_sampled_on_schedule_is_flagged_not_repeated(comm
 
 
 def test_an_npt_walker_keeps_its_neighbour_list_until_a_pair_may_have_crossed_the_skin(committee):
-    """The barostat changes the cell every step. The batcher keeps its graph while both
-    atoms' moves plus the periodic shift's move stay within the skin (the pair cannot
-    have come from beyond the list's reach), and rebuilds it past that; the results are
-    those of a fresh evaluation either way."""
+    """The barostat changes the cell every step. The batcher keeps its graph while no
+    pair can have come from beyond the list's reach into the cutoff, and rebuilds it
+    past that; the results are those of a fresh evaluation either way."""
     from aloop.explore.lockstep import NEIGHBOUR_SKIN, LockstepBatcher
 
     box = _water_box()
@@ -262,3 +261,39 @@ def test_an_npt_walker_keeps_its_neighbour_list_until_a_pair_may_have_crossed_th
         fresh = committee.evaluate([a], stress=True)
         np.testing.assert_allclose(out["forces"], fresh.forces[0], atol=1e-10)
         np.testing.assert_allclose(out["stress"], fresh.stress[0], atol=1e-12)
+
+
+def test_the_list_reuse_rule_never_misses_a_pair_that_entered_the_cutoff():
+    """Random cells, strains and moves: whenever the rule keeps a list built to
+    r_max + skin, every pair (any periodic image) now within r_max was within
+    r_max + skin when the list was built. The moves are diagonal, where a bound on
+    the largest coordinate change instead of the move's length would fail."""
+    from ase.neighborlist import neighbor_list
+
+    from aloop.explore.lockstep import list_still_covers
+
+    rng = np.random.default_rng(0)
+    r_max, skin, kept = 3.0, 1.0, 0
+    for _ in range(300):
+        cell = np.diag(rng.uniform(3.0, 5.0, 3)) + rng.normal(scale=0.3, size=(3, 3))
+        a = Atoms("H6", cell=cell, pbc=True, scaled_positions=rng.uniform(size=(6, 3)))
+        b = a.copy()
+        b.set_cell(cell @ (np.eye(3) + rng.normal(scale=0.04, size=(3, 3))), scale_atoms=True)
+        b.positions += rng.choice([-1, 1], size=(6, 1)) * rng.uniform(0, 0.3) / np.sqrt(3)
+        if not list_still_covers(a.positions, a.cell.array[None], [b], r_max, skin):
+            continue
+        kept += 1
+        i0, j0, s0 = neighbor_list("ijS", a, r_max + skin)
+        listed = {(i, j, tuple(s)) for i, j, s in zip(i0, j0, s0, strict=True)}
+        i1, j1, s1 = neighbor_list("ijS", b, r_max)
+        assert {(i, j, tuple(s)) for i, j, s in zip(i1, j1, s1, strict=True)} <= listed
+    assert 30 < kept < 300  # both outcomes happened
+    # two atoms just beyond the list's reach along a diagonal, each moved 0.45 Å per
+    # coordinate towards the other (0.78 Å each): now well within r_max. A rule that
+    # read the largest coordinate change (0.45 < skin / 2) would keep the list.
+    far = (r_max + skin + 0.05) / np.sqrt(3)
+    pair = Atoms("H2", positions=[[5, 5, 5], [5 + far] * 3], cell=[20, 20, 20], pbc=True)
+    closer = pair.copy()
+    closer.positions += [[0.45] * 3, [-0.45] * 3]
+    assert closer.get_distance(0, 1) < r_max < pair.get_distance(0, 1) - skin
+    assert not list_still_covers(pair.positions, pair.cell.array[None], [closer], r_max, skin)

@@ -151,3 +151,14 @@ def test_a_replay_file_without_labels_is_refused_before_mace_runs(
             tmp_path / "x",
             atomic_energies=water_e0s,
         )
+
+
+def test_a_fine_tuned_member_converts_for_lammps_with_its_own_head(finetuned, tmp_path):
+    """MACE's converter asks which head of a multihead model on stdin; the export names
+    the fine-tuned one instead of failing on a closed stdin."""
+    from aloop.dataset.export import convert_for_lammps
+
+    _, members = finetuned
+    weights = {"member0.model": members[0].weights}
+    account, converted = convert_for_lammps(weights, tmp_path, {"member0.model": "Default"})
+    assert set(converted) == {"member0.model"} and converted["member0.model"].is_file(), account
