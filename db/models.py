@@ -86,8 +86,14 @@ def committee_models(campaign_id: Any, iteration: int) -> list[MemberRecord]:
             head=fine_tuned_head((m.hyperparameters or {}).get("heads") or [FINETUNED_HEAD]),
         )
         for m in Model.objects(campaign=campaign_id, iteration=iteration)
-        # not vocabulary: field names
-        .only("id", "member", "seed", "weights_sha256", "metrics", "hyperparameters")
+        .only(
+            "id",
+            "member",
+            "seed",  # not vocabulary: a field name
+            "weights_sha256",
+            "metrics",
+            "hyperparameters",
+        )
         .order_by("member")
     ]
 
