@@ -253,7 +253,10 @@ def test_an_npt_walker_keeps_its_neighbour_list_until_a_pair_may_have_crossed_th
     batcher = LockstepBatcher(committee, 1, stress=True)
     batcher.request(0, box)
     assert batcher.rebuilds == 1
-    for strain, rebuilds in ((0.002, 1), (0.004, 1), (NEIGHBOUR_SKIN / 6.0, 2)):
+    # a strain e stretches a pair at the cutoff r by e r: past the skin once
+    # r / (1 - e) > r + skin, here e > skin / (r_max + skin) = 0.2
+    reach = NEIGHBOUR_SKIN / (committee.r_max + NEIGHBOUR_SKIN)
+    for strain, rebuilds in ((0.002, 1), (reach - 0.01, 1), (reach + 0.01, 2)):
         a = box.copy()
         a.set_cell(box.cell.array * (1 + strain), scale_atoms=True)
         out = batcher.request(0, a)
