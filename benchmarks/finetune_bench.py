@@ -16,7 +16,9 @@ epoch also steps through the replayed frames, so it reaches the floor in fewer e
 each run records its epochs, learning rate and EMA):
 
 - ``scratch``: the config's own architecture, from random weights;
-- ``naive``: every weight of the foundation trained on the n labels;
+- ``naive``: every weight of the foundation trained on the n labels, with the learning
+  rate and EMA MACE uses for multihead runs (1e-4, 0.99999), so that the difference
+  from ``multihead`` is the replay;
 - ``multihead``: MACE's replay fine-tuning (the foundation's head replays
   ``--replay-samples`` frames of its data, drawn by the seed; MACE's own learning rate
   and EMA for this mode).
@@ -84,6 +86,9 @@ FOUNDATION_MODEL = {
     "patience": 100,
 }
 METHODS = ("scratch", "naive", "multihead")
+#: What MACE 0.3.16 sets for multihead fine-tuning (unless --force_mh_ft_lr).
+MULTIHEAD_LR = 1e-4
+MULTIHEAD_EMA = 0.99999
 
 
 def rattled(name: str, n: int, rng: np.random.Generator, scales=(0.05, 0.1, 0.15)) -> list:
@@ -160,6 +165,9 @@ def method_config(method: str, foundation: dict, args, seed: int) -> ModelConfig
     }
     if method == "scratch":
         return ModelConfig(warm_start="none", **FOUNDATION_MODEL | common)
+    if method == "naive":
+        # the optimizer MACE uses for multihead runs, so the difference is the replay
+        common |= {"lr": MULTIHEAD_LR, "ema_decay": MULTIHEAD_EMA}
     return ModelConfig(
         warm_start="foundation",
         foundation_model=str(foundation["model"]),
