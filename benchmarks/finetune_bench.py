@@ -68,7 +68,7 @@ FOUNDATION_MOLECULES = (
     "C2H2",
     "H2CO",
     "HCOOH",
-    "CH3NH2",
+    "H3CNH2",
     "HCN",
     "CO2",
     "CH3CHO",
