@@ -81,7 +81,7 @@ FOUNDATION_MODEL = {
     "num_channels": 32,
     "max_L": 0,
     "r_max": 5.0,
-    "epochs": 40,
+    "epochs": 120,
     "batch_size": 8,
     "patience": 100,
 }
@@ -125,7 +125,7 @@ def isolated_e0s() -> dict[int, float]:
     return {int(r.structure_id.removeprefix("atom")): r.energy for r in records}
 
 
-def build_standin_foundation(workdir: Path, per_molecule: int = 16) -> dict:
+def build_standin_foundation(workdir: Path, per_molecule: int = 24) -> dict:
     """Label the foundation's data, train it; its model file, replay file and E0s."""
     rng = np.random.default_rng(2026)
     frames = [a for name in FOUNDATION_MOLECULES for a in rattled(name, per_molecule, rng)]
@@ -218,7 +218,9 @@ def run(args) -> dict:
             flush=True,
         )
         rng = np.random.default_rng(7)
-        pool, pool_ids = label(rattled(TARGET, max(args.counts), rng), "p")
+        # a few spare frames: an SCF that fails drops its frame
+        pool, pool_ids = label(rattled(TARGET, max(args.counts) + 10, rng), "p")
+        pool, pool_ids = pool[: max(args.counts)], pool_ids[: max(args.counts)]
         if len(pool) < max(args.counts):
             raise SystemExit(f"only {len(pool)} of {max(args.counts)} pool labels succeeded")
         test, _ = label(rattled(TARGET, args.test, np.random.default_rng(8)), "t")
