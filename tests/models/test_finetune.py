@@ -17,6 +17,7 @@ from aloop.config import ModelConfig
 from aloop.models.committee import Committee
 from aloop.models.io import load_model, sha256_bytes
 from aloop.models.train import mace_arguments, model_architecture, train_committee
+from aloop.vocabulary import FinetuneMode
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,21 @@ def test_a_fine_tuned_member_converts_for_lammps_with_its_own_head(finetuned, tm
     weights = {"member0.model": members[0].weights}
     account, converted = convert_for_lammps(weights, tmp_path, {"member0.model": "Default"})
     assert set(converted) == {"member0.model"} and converted["member0.model"].is_file(), account
+
+
+def test_the_foundation_start_resolves_its_files_from_the_campaign_folder(tmp_path):
+    """The config names its files relative to the campaign file, as structures are:
+    the training stage must not read them relative to wherever aloop was started."""
+    from aloop.models.train import FoundationStart
+
+    cfg = _config("models/mp.model", "data/replay.xyz")
+    start = FoundationStart.from_config(cfg, tmp_path)
+    assert start.model == tmp_path / "models" / "mp.model"
+    assert start.replay == tmp_path / "data" / "replay.xyz"
+    naive = FoundationStart.from_config(
+        cfg.model_copy(update={"finetune": FinetuneMode.NAIVE}), tmp_path
+    )
+    assert naive.replay is None
+    assert FoundationStart.from_config(cfg.model_copy(update={"warm_start": "none"})) is None
+    with pytest.raises(ValueError, match="needs a replay file"):
+        FoundationStart(tmp_path / "mp.model")
