@@ -253,6 +253,9 @@ class Model(_Timestamped):
     device = StringField()
     wall_time = FloatField()
     code_versions = DictField()
+    #: The head the member is evaluated with (MACE's ``Default``, the fine-tuned head of
+    #: a multihead model). Unset on documents stored before it was a field.
+    head = StringField()
 
     meta = {
         "collection": "models",

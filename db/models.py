@@ -30,6 +30,7 @@ def store_model(
     metrics: dict | None = None,
     device: str = "cpu",
     wall_time: float | None = None,
+    head: str = FINETUNED_HEAD,
 ) -> Any:
     """Store a committee member: weights into GridFS, provenance into a Model document.
 
@@ -57,6 +58,7 @@ def store_model(
         device=device,
         wall_time=wall_time,
         code_versions=code_versions(),
+        head=head,
     )
     model.save(force_insert=True)
     return model.id
@@ -83,7 +85,7 @@ def committee_models(campaign_id: Any, iteration: int) -> list[MemberRecord]:
             seed=m.seed,
             sha256=m.weights_sha256,
             valid=dict((m.metrics or {}).get("valid", {})),
-            head=fine_tuned_head((m.hyperparameters or {}).get("heads") or [FINETUNED_HEAD]),
+            head=m.head or _head_before_the_field(m.hyperparameters),
         )
         for m in Model.objects(campaign=campaign_id, iteration=iteration)
         .only(
@@ -93,9 +95,16 @@ def committee_models(campaign_id: Any, iteration: int) -> list[MemberRecord]:
             "weights_sha256",
             "metrics",
             "hyperparameters",
+            "head",
         )
         .order_by("member")
     ]
+
+
+def _head_before_the_field(hyperparameters: dict | None) -> str:
+    """The evaluated head of a member stored without the ``head`` field: from the heads
+    MACE left on it, or ``Default`` (single-head models)."""
+    return fine_tuned_head((hyperparameters or {}).get("heads") or [FINETUNED_HEAD])
 
 
 def final_committee(campaign_id: Any) -> list[MemberRecord]:

@@ -118,7 +118,8 @@ def seed_stage(loop: Loop, iteration: IterationRecord) -> tuple[SeedStats, float
 
 def train_stage(loop: Loop, iteration: IterationRecord) -> tuple[TrainStats, float]:
     """Train the committee on every structure labelled before this iteration."""
-    from aloop.models.train import FoundationStart, train_committee
+    from aloop.models.foundation import FoundationStart
+    from aloop.models.train import train_committee
 
     k = iteration.index
     cfg = loop.cfg
@@ -192,6 +193,7 @@ def _store_member(
         },
         device=member.device,
         wall_time=member.wall_time,
+        head=member.head,
     )
     loop.reporter.message(
         f"  member {member.member}: valid force RMSE "

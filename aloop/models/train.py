@@ -36,11 +36,19 @@ import numpy as np
 
 from aloop.dataset.split import draw
 from aloop.isolated_atoms import elements_of, missing_elements
+from aloop.models.foundation import FoundationStart, PreparedFoundation
 from aloop.models.io import pick_device, sha256_bytes
-from aloop.records import FINETUNED_HEAD, REF_ENERGY, REF_FORCES, REF_STRESS, REPLAY_HEAD
-from aloop.structures import atoms_hash, resolve_path
+from aloop.records import (
+    FINETUNED_HEAD,
+    REF_ENERGY,
+    REF_FORCES,
+    REF_STRESS,
+    REPLAY_HEAD,
+    fine_tuned_head,
+)
+from aloop.structures import atoms_hash
 from aloop.versions import code_versions
-from aloop.vocabulary import E0Source, FinetuneMode
+from aloop.vocabulary import E0Source
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -68,38 +76,6 @@ _FLAGS = {
 }
 
 
-@dataclass(frozen=True)
-class FoundationStart:
-    """The foundation model every member is fine-tuned from, with its files resolved.
-
-    ``replay`` (multihead only) is the local extxyz of the foundation's training data;
-    each member replays ``replay_samples`` of its frames.
-    """
-
-    model: Path
-    mode: FinetuneMode = FinetuneMode.MULTIHEAD
-    replay: Path | None = None
-    replay_samples: int = 200
-
-    def __post_init__(self) -> None:
-        if self.mode is FinetuneMode.MULTIHEAD and self.replay is None:
-            raise ValueError("multihead fine-tuning needs a replay file (MACE would train naively)")
-
-    @classmethod
-    def from_config(cls, cfg: ModelConfig, base_dir: Path | str = ".") -> FoundationStart | None:
-        """The config's foundation start (paths relative to ``base_dir``, the folder of
-        the campaign file), or None when members do not start from a foundation."""
-        if cfg.warm_start != "foundation" or not cfg.foundation_model:
-            return None
-        replay = resolve_path(cfg.replay_file, base_dir) if cfg.multihead else None
-        return cls(
-            resolve_path(cfg.foundation_model, base_dir),
-            cfg.finetune,
-            replay,
-            cfg.replay_samples,
-        )
-
-
 @dataclass
 class MemberResult:
     """One trained member, as plain data for db/ to store."""
@@ -118,6 +94,9 @@ class MemberResult:
     wall_time: float
     device: str
     code_versions: dict
+    #: The head the member is evaluated with (MACE's ``Default``; of a multihead model,
+    #: the fine-tuned one, not the foundation's replay head).
+    head: str = FINETUNED_HEAD
 
 
 def hyperparameters(cfg: ModelConfig) -> dict:
@@ -461,6 +440,12 @@ def train_committee(
     workdir = Path(workdir)
     if foundation is None:
         foundation = FoundationStart.from_config(cfg)
+    # read, hashed and checked once for the committee, before MACE runs
+    prepared = (
+        foundation.prepare(elements_of(frames))
+        if foundation is not None and cfg.warm_start == "foundation"
+        else None
+    )
     e0s = _explicit_e0s(cfg, frames, atomic_energies)
     device = pick_device(cfg.device)
     train_idx, valid_idx = valid_split(frames, cfg.valid_fraction)
@@ -479,7 +464,7 @@ def train_committee(
         if member not in wanted:
             continue
         mdir = workdir / f"member{member}"
-        start = _Start(parents, foundation)
+        start = _Start(parents, prepared)
         results.append(_train_member(split, cfg, member, seed, mdir, device, start))
         if on_member is not None:
             on_member(results[-1])
@@ -565,7 +550,7 @@ class _Start:
     """Where members start: their parents' weights (warm start), or a foundation."""
 
     parents: Sequence[bytes] | None = None
-    foundation: FoundationStart | None = None
+    foundation: PreparedFoundation | None = None
 
 
 def _train_member(
@@ -589,8 +574,19 @@ def _train_member(
     _write_extxyz(mdir / "valid.xyz", split.valid)
     e0s = _member_e0s(split, [*train, *split.valid])
     origin, parent_sha, replay = _starting_point(cfg, member, seed, mdir, start)
+    n_replay = start.foundation.replay_count if replay is not None else 0
     wall, args = _fit(
-        cfg, member, seed, mdir, device, len(members_train), origin, e0s, split.stress, replay
+        cfg,
+        member,
+        seed,
+        mdir,
+        device,
+        len(members_train),
+        origin,
+        e0s,
+        split.stress,
+        replay,
+        n_replay=n_replay,
     )
     weights = (mdir / f"member{member}.model").read_bytes()
     sha = sha256_bytes(weights)
@@ -603,7 +599,7 @@ def _train_member(
         )
     provenance = _provenance(cfg, e0s, split.stress, used_hyperparameters(model, args))
     if start.foundation is not None:
-        provenance["foundation"] = _foundation_provenance(start.foundation, parent_sha, replay)
+        provenance["foundation"] = start.foundation.provenance(replay)
     metrics = _member_metrics(split, members_train, weights, sha, device)
     curve = _learning_curve(mdir / "results")
     return MemberResult(
@@ -621,61 +617,8 @@ def _train_member(
         wall_time=round(wall, 3),
         device=device,
         code_versions=code_versions(),
+        head=fine_tuned_head(getattr(model, "heads", None) or [FINETUNED_HEAD]),
     )
-
-
-def _foundation_provenance(
-    foundation: FoundationStart, model_sha: str | None, replay: Path | None
-) -> dict:
-    """The foundation a member was fine-tuned from: file, sha256, mode, replay, head."""
-    out = {
-        "file": foundation.model.name,
-        "sha256": model_sha,
-        "finetune": foundation.mode.value,
-        "head": FINETUNED_HEAD,
-    }
-    if replay is not None and foundation.replay is not None:
-        out |= {
-            "replay_file": foundation.replay.name,
-            "replay_sha256": sha256_bytes(foundation.replay.read_bytes()),
-            "replay_subset_sha256": sha256_bytes(replay.read_bytes()),
-            "replay_samples": _frame_count(replay),
-        }
-    return out
-
-
-def _frame_count(path: Path) -> int:
-    from ase.io import iread
-
-    return sum(1 for _ in iread(path, index=":", format="extxyz"))
-
-
-def replay_subset(source: Path, samples: int, seed: int, out: Path) -> Path:
-    """Write ``samples`` frames of the replay file ``source`` (all when it has fewer),
-    drawn by ``seed``, to ``out``: each member replays its own subset.
-
-    Raises ValueError when the file is not an extxyz of frames with REF_energy and
-    REF_forces (MACE's keys for the replay head are the campaign's).
-    """
-    from ase.io import read, write
-
-    try:
-        frames = read(source, index=":", format="extxyz")
-    except Exception as exc:
-        raise ValueError(f"model.replay_file {source}: not a readable extxyz ({exc})") from exc
-    unlabelled = [
-        i for i, a in enumerate(frames) if REF_ENERGY not in a.info or REF_FORCES not in a.arrays
-    ]
-    if not frames or unlabelled:
-        where = f"frame {unlabelled[0]} has" if unlabelled else "it has no frames, so"
-        raise ValueError(
-            f"model.replay_file {source}: {where} no {REF_ENERGY} and {REF_FORCES} "
-            "(the foundation's labels under aloop's keys)"
-        )
-    rng = np.random.default_rng(seed)
-    picked = np.sort(rng.choice(len(frames), size=min(samples, len(frames)), replace=False))
-    write(out, [frames[i] for i in picked], format="extxyz")
-    return out
 
 
 def _training_indices(cfg: ModelConfig, seed: int, train_idx: np.ndarray) -> np.ndarray:
@@ -697,9 +640,11 @@ def _fit(
     atomic_energies: Mapping[int, float] | None = None,
     stress: bool = False,
     replay: Path | None = None,
+    *,
+    n_replay: int = 0,
 ) -> tuple[float, Any]:
-    """Run MACE on the member's files in ``mdir``: the wall time it took (s) and MACE's
-    arguments as the run left them."""
+    """Run MACE on the member's files in ``mdir`` (``n_replay`` frames in ``replay``):
+    the wall time it took (s) and MACE's arguments as the run left them."""
     argv = mace_arguments(
         cfg,
         name=f"member{member}",
@@ -710,7 +655,7 @@ def _fit(
         device=device,
         # min_updates counts optimizer steps, and a multihead epoch also steps through
         # the replayed frames: the floor is reached in fewer passes over the labels
-        epochs=epochs_for(cfg, n_train + (_frame_count(replay) if replay else 0)),
+        epochs=epochs_for(cfg, n_train + n_replay),
         foundation=foundation,
         atomic_energies=atomic_energies,
         stress=stress,
@@ -727,12 +672,10 @@ def _starting_point(
 ) -> tuple[Path | None, str | None, Path | None]:
     """(model file MACE starts from, its sha256, the member's replay subset), or Nones to
     train from scratch."""
-    if cfg.warm_start == "foundation" and start.foundation is not None:
+    if start.foundation is not None:
         found = start.foundation
-        replay = None
-        if found.mode is FinetuneMode.MULTIHEAD and found.replay is not None:
-            replay = replay_subset(found.replay, found.replay_samples, seed, mdir / "replay.xyz")
-        return found.model, sha256_bytes(found.model.read_bytes()), replay
+        replay = found.replay_subset(seed, mdir / "replay.xyz")
+        return found.start.model, found.model_sha256, replay
     if cfg.warm_start == "previous" and start.parents:
         # MACE reads the parent from a file: it goes into the member's own folder.
         parent = start.parents[member % len(start.parents)]

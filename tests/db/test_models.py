@@ -64,3 +64,21 @@ def test_committee_members_by_index_with_their_validation(campaign):
     assert got[1].sha256 == hashlib.sha256(b"weights-1").hexdigest()
     assert got[1].valid == {"forces_rmse": pytest.approx(0.2)}
     assert models.committee_models(campaign.id, 4) == []
+
+
+def test_a_member_is_read_back_with_the_head_it_is_evaluated_with(campaign):
+    """A multihead member is evaluated with its fine-tuned head, stored as a field;
+    members stored before the field read it from the heads MACE left, or Default."""
+    models.store_model(
+        campaign, iteration=0, member=0, seed=0, weights=b"a", hyperparameters={}, head="target"
+    )
+    models.store_model(campaign, iteration=0, member=1, seed=1, weights=b"b", hyperparameters={})
+    heads = {"heads": ["pt_head", "Default"]}
+    for member, hp in ((2, heads), (3, {})):
+        mid = models.store_model(
+            campaign, iteration=0, member=member, seed=member, weights=b"c", hyperparameters=hp
+        )
+        Model.objects(id=mid).update_one(unset__head=True)  # as stored before the field
+    got = models.committee_models(campaign.id, 0)
+    assert [m.head for m in got] == ["target", "Default", "Default", "Default"]
+    assert Model.objects.get(campaign=campaign.id, member=2).head is None

@@ -50,6 +50,7 @@ def test_committee_trains_with_provenance(trained):
         assert {k: m.hyperparameters[k] for k in used} == used
         assert used["r_max"] == TINY.r_max and used["max_L"] == TINY.max_L
         assert m.hyperparameters["heads"] == ["Default"] and "foundation" not in m.hyperparameters
+        assert m.head == "Default"
         assert m.code_versions["mace-torch"] != "absent"
         for split in ("train", "valid"):
             assert 0 < m.metrics[split]["forces_rmse"] < 5.0

@@ -76,7 +76,7 @@ def test_multihead_finetuning_replays_the_local_file_and_stores_what_mace_used(
         assert (hp["num_channels"], hp["r_max"]) == (8, 4.0)
         # MACE's own multihead learning rate and EMA, not the config's 0.01 and none
         assert hp["lr"] == pytest.approx(1e-4) and hp["ema_decay"] == pytest.approx(0.99999)
-        assert hp["heads"] == ["pt_head", "Default"]
+        assert hp["heads"] == ["pt_head", "Default"] and m.head == "Default"
         start = hp["foundation"]
         assert start["sha256"] == sha256_bytes(model.read_bytes()) == m.parent_sha256
         assert start["replay_sha256"] == sha256_bytes(replay.read_bytes())
@@ -154,6 +154,54 @@ def test_a_replay_file_without_labels_is_refused_before_mace_runs(
         )
 
 
+def test_elements_the_foundation_lacks_are_refused_before_mace_runs(
+    foundation, water_dataset, water_e0s, tmp_path
+):
+    """MACE cannot fine-tune an element the foundation has no weights for, and says so
+    as an index error in its loader: aloop names the element and the model first."""
+    from ase.build import molecule
+
+    model, replay = foundation  # a water model: H and O
+    frames, ids = water_dataset
+    methane = []
+    for i in range(6):
+        a = molecule("CH4")
+        a.positions += 0.01 * i
+        a.info["REF_energy"] = -1000.0
+        a.arrays["REF_forces"] = np.zeros((5, 3))
+        methane.append(a)
+    e0s = dict(water_e0s) | {6: -1000.0}
+    with pytest.raises(ValueError, match=r"training frames hold C, which the foundation model "):
+        train_committee(
+            methane,
+            [f"m{i}" for i in range(6)],
+            _config(model, replay),
+            tmp_path / "a",
+            atomic_energies=e0s,
+        )
+    mixed = tmp_path / "mixed-replay.xyz"
+    write(mixed, [*frames[:3], methane[0]], format="extxyz")
+    with pytest.raises(ValueError, match=r"replay file mixed-replay.xyz hold C, which .* H, O"):
+        train_committee(
+            frames[30:36],
+            ids[30:36],
+            _config(model, mixed),
+            tmp_path / "b",
+            atomic_energies=water_e0s,
+        )
+    junk = tmp_path / "junk.model"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"junk.model: not a MACE model"):
+        train_committee(
+            frames[30:36],
+            ids[30:36],
+            _config(junk, replay),
+            tmp_path / "c",
+            atomic_energies=water_e0s,
+        )
+    assert not any((tmp_path / d).exists() for d in "abc")  # MACE never started
+
+
 def test_a_fine_tuned_member_converts_for_lammps_with_its_own_head(finetuned, tmp_path):
     """MACE's converter asks which head of a multihead model on stdin; the export names
     the fine-tuned one instead of failing on a closed stdin."""
@@ -168,7 +216,7 @@ def test_a_fine_tuned_member_converts_for_lammps_with_its_own_head(finetuned, tm
 def test_the_foundation_start_resolves_its_files_from_the_campaign_folder(tmp_path):
     """The config names its files relative to the campaign file, as structures are:
     the training stage must not read them relative to wherever aloop was started."""
-    from aloop.models.train import FoundationStart
+    from aloop.models.foundation import FoundationStart
 
     cfg = _config("models/mp.model", "data/replay.xyz")
     start = FoundationStart.from_config(cfg, tmp_path)

@@ -1,0 +1,174 @@
+"""The foundation model a committee is fine-tuned from, and the replay data it keeps.
+
+A campaign names two local files: the foundation model and (multihead fine-tuning) an
+extxyz of the foundation's own training data. :meth:`FoundationStart.prepare` reads
+them once per committee: it hashes both, reads the foundation's element table and checks
+that the training frames and the replay frames are all in it (MACE cannot fine-tune an
+element the foundation has no weights for, and says so only as an index error deep in
+its loader). Each member then replays its own seed-drawn subset of the replay frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from aloop.models.io import sha256_bytes
+from aloop.records import FINETUNED_HEAD, REF_ENERGY, REF_FORCES
+from aloop.structures import resolve_path
+from aloop.vocabulary import FinetuneMode
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ase import Atoms
+
+    from aloop.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class FoundationStart:
+    """The foundation model every member is fine-tuned from, with its files resolved.
+
+    ``replay`` (multihead only) is the local extxyz of the foundation's training data;
+    each member replays ``replay_samples`` of its frames.
+    """
+
+    model: Path
+    mode: FinetuneMode = FinetuneMode.MULTIHEAD
+    replay: Path | None = None
+    replay_samples: int = 200
+
+    def __post_init__(self) -> None:
+        if self.mode is FinetuneMode.MULTIHEAD and self.replay is None:
+            raise ValueError("multihead fine-tuning needs a replay file (MACE would train naively)")
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, base_dir: Path | str = ".") -> FoundationStart | None:
+        """The config's foundation start (paths relative to ``base_dir``, the folder of
+        the campaign file), or None when members do not start from a foundation."""
+        if cfg.warm_start != "foundation" or not cfg.foundation_model:
+            return None
+        replay = resolve_path(cfg.replay_file, base_dir) if cfg.multihead else None
+        return cls(
+            resolve_path(cfg.foundation_model, base_dir),
+            cfg.finetune,
+            replay,
+            cfg.replay_samples,
+        )
+
+    def prepare(self, training_elements: Iterable[int]) -> PreparedFoundation:
+        """Read and hash the files once, and check every element is the foundation's.
+
+        Raises
+        ------
+        ValueError
+            The model is not a MACE model; the replay file is not an extxyz of labelled
+            frames; or the training frames or the replay frames hold an element the
+            foundation has no weights for (each named).
+        """
+        from aloop.models.io import load_model
+
+        weights = self.model.read_bytes()
+        sha = sha256_bytes(weights)
+        try:
+            model = load_model(weights, sha, device="cpu")
+            elements = frozenset(int(z) for z in model.atomic_numbers.tolist())
+        except Exception as exc:
+            raise ValueError(
+                f"model.foundation_model {self.model}: not a MACE model ({exc})"
+            ) from exc
+        _check_elements(training_elements, elements, "the training frames", self.model)
+        replay, replay_sha = [], None
+        if self.replay is not None:
+            replay = read_replay(self.replay)
+            replay_sha = sha256_bytes(self.replay.read_bytes())
+            present = {int(z) for a in replay for z in a.numbers}
+            _check_elements(present, elements, f"the replay file {self.replay.name}", self.model)
+        return PreparedFoundation(self, sha, elements, replay, replay_sha)
+
+
+@dataclass(frozen=True)
+class PreparedFoundation:
+    """A foundation start with its files read: what every member of a committee shares."""
+
+    start: FoundationStart
+    model_sha256: str
+    #: Atomic numbers the foundation has weights for.
+    elements: frozenset[int]
+    replay_frames: list[Atoms] = field(repr=False)
+    replay_sha256: str | None
+
+    @property
+    def replay_count(self) -> int:
+        """Frames each member replays (0: naive)."""
+        return min(self.start.replay_samples, len(self.replay_frames))
+
+    def replay_subset(self, seed: int, out: Path) -> Path | None:
+        """Write the member's replay frames to ``out``: ``replay_samples`` of them (all
+        when there are fewer), drawn by ``seed``. None without replay (naive)."""
+        from ase.io import write
+
+        if not self.replay_frames:
+            return None
+        rng = np.random.default_rng(seed)
+        picked = np.sort(rng.choice(len(self.replay_frames), self.replay_count, replace=False))
+        write(out, [self.replay_frames[i] for i in picked], format="extxyz")
+        return out
+
+    def provenance(self, subset: Path | None) -> dict:
+        """What a member stores of its start: file, sha256, mode, head, replay."""
+        out = {
+            "file": self.start.model.name,
+            "sha256": self.model_sha256,
+            "finetune": self.start.mode.value,
+            "head": FINETUNED_HEAD,
+        }
+        if subset is not None and self.start.replay is not None:
+            out |= {
+                "replay_file": self.start.replay.name,
+                "replay_sha256": self.replay_sha256,
+                "replay_subset_sha256": sha256_bytes(subset.read_bytes()),
+                "replay_samples": self.replay_count,
+            }
+        return out
+
+
+def read_replay(source: Path) -> list[Atoms]:
+    """The frames of a replay file, each with REF_energy and REF_forces.
+
+    Raises ValueError when the file is not an extxyz of such frames (MACE's keys for the
+    replay head are the campaign's).
+    """
+    from ase.io import read
+
+    try:
+        frames = read(source, index=":", format="extxyz")
+    except Exception as exc:
+        raise ValueError(f"model.replay_file {source}: not a readable extxyz ({exc})") from exc
+    unlabelled = [
+        i for i, a in enumerate(frames) if REF_ENERGY not in a.info or REF_FORCES not in a.arrays
+    ]
+    if not frames or unlabelled:
+        where = f"frame {unlabelled[0]} has" if unlabelled else "it has no frames, so"
+        raise ValueError(
+            f"model.replay_file {source}: {where} no {REF_ENERGY} and {REF_FORCES} "
+            "(the foundation's labels under aloop's keys)"
+        )
+    return frames
+
+
+def _check_elements(present: Iterable[int], known: frozenset[int], what: str, model: Path) -> None:
+    from ase.data import chemical_symbols
+
+    missing = sorted(set(present) - known)
+    if missing:
+        raise ValueError(
+            f"{what} hold {', '.join(chemical_symbols[z] for z in missing)}, which the "
+            f"foundation model {model.name} has no weights for (it covers "
+            f"{', '.join(chemical_symbols[z] for z in sorted(known))}): fine-tune a "
+            "foundation trained on these elements"
+        )
