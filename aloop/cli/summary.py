@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aloop.settings import mask_uri
@@ -10,7 +11,7 @@ from aloop.vocabulary import Engine, Stage, StageStatus
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from aloop.config import CampaignConfig
+    from aloop.config import CampaignConfig, ModelConfig, StopConfig
     from aloop.records import CampaignRecord, IterationRecord
     from aloop.stats import HoldoutError
 
@@ -31,6 +32,7 @@ def config_summary(cfg: CampaignConfig) -> str:
         lines.append(
             f"    {s.name:<12} {source}; charge {s.charge}, multiplicity {s.multiplicity}; "
             f"T = {temps} K; trust [{window.lo:g}, {window.hi:g}) eV/Å"
+            + (" (calibrated)" if window.calibrated else "")
         )
     periodic = any(s.pbc for s in cfg.systems)
     basis = (
@@ -54,16 +56,45 @@ def config_summary(cfg: CampaignConfig) -> str:
     lines += [
         dft_line,
         f"  committee    {cfg.model.committee_size} MACE members, {cfg.model.epochs} epochs, "
-        f"{cfg.model.dtype}, warm start: {cfg.model.warm_start}",
+        f"{cfg.model.dtype}, warm start: {_start(cfg.model)}",
         f"  explore      {cfg.explore.ensemble.upper()}, {cfg.explore.walkers_per_system} "
         f"walkers/system, {cfg.explore.steps} steps x {cfg.explore.timestep_fs:g} fs, "
         f"sample every {cfg.explore.sample_interval}",
         f"  select       <= {cfg.select.max_per_system}/system/iteration by {cfg.select.diversity}",
         f"  stop         accurate ratio >= {cfg.stop.accurate_ratio:g} for "
-        f"{cfg.stop.patience} iterations, or {cfg.stop.max_iterations} iterations",
+        f"{cfg.stop.patience} iterations, {_holdout_rule(cfg.stop)}or "
+        f"{cfg.stop.max_iterations} iterations",
         f"  database     {mask_uri(cfg.database.uri) if cfg.database.uri else 'default'}",
     ]
     return "\n".join(lines)
+
+
+def _start(model: ModelConfig) -> str:
+    """Where the members start, with the files of a foundation start."""
+    if model.warm_start != "foundation":
+        return model.warm_start
+    name = Path(model.foundation_model or "").name
+    if not model.multihead:
+        return f"foundation {name}, naive fine-tuning"
+    return (
+        f"foundation {name}, multihead fine-tuning replaying {model.replay_samples} frames "
+        f"of {Path(model.replay_file or '').name} per member"
+    )
+
+
+def _holdout_rule(stop: StopConfig) -> str:
+    """The hold-out stopping rule as a clause ending in ', ' (empty when off)."""
+    if stop.force_error_target is None:
+        return ""
+    stress = (
+        f" and stress RMSE < {stop.stress_error_target_gpa:g} GPa"
+        if stop.stress_error_target_gpa is not None
+        else ""
+    )
+    return (
+        f"hold-out force RMSE < {stop.force_error_target:g} eV/Å{stress} "
+        f"(from {stop.holdout_min_frames} frames), "
+    )
 
 
 def _when(value: Any) -> str:
