@@ -478,7 +478,15 @@ class SelectConfig(Section):
 
     trust: TrustWindow = TrustWindow()
     max_per_system: PositiveInt = 10
-    diversity: Literal["fps", "weighted_fps", "kmeans", "random"] = "fps"
+    diversity: Literal[
+        "fps", "weighted_fps", "seeded_fps", "kmeans", "weighted_kmeans", "random"
+    ] = Field(
+        "fps",
+        description="fps: farthest-point from the most uncertain candidate; weighted_fps: "
+        "each distance times the frame's uncertainty; seeded_fps: farthest-point counting "
+        "distances to what is labelled already; kmeans: the frame nearest each centroid; "
+        "weighted_kmeans: k-means weighted by uncertainty; random",
+    )
     dedupe_distance: NonNegativeFloat = 1e-3
     adaptive_lo: Bool = False
     holdout_per_system: NonNegativeInt = Field(

@@ -18,18 +18,31 @@ class Selection:
 
 
 def farthest_point(
-    x: np.ndarray, n: int, first: int = 0, weights: np.ndarray | None = None
+    x: np.ndarray,
+    n: int,
+    first: int = 0,
+    weights: np.ndarray | None = None,
+    known: np.ndarray | None = None,
 ) -> list[int]:
     """Greedy farthest-point sampling: each pick maximises its distance to those picked.
 
     With ``weights``, each pick maximises weight x distance instead: a frame twice as
     uncertain counts as twice as far, so diversity is traded against uncertainty.
+    With ``known`` (descriptors of what is already labelled), distances count to those
+    too, and the first pick is the frame farthest from them instead of ``first``: the
+    batch fills the largest gaps in the training set, not the spread of the batch alone.
     """
     if n <= 0 or len(x) == 0:
         return []
     w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
+    if known is not None and len(known):
+        dist = _distance_to_set(x, np.asarray(known, dtype=float).reshape(-1, x.shape[1]))
+        # ties (no known structure near any candidate) go to the lowest index
+        first = int(np.argmax(dist * w))
+        dist = np.minimum(dist, np.linalg.norm(x - x[first], axis=1))
+    else:
+        dist = np.linalg.norm(x - x[first], axis=1)
     picked = [first]
-    dist = np.linalg.norm(x - x[first], axis=1)
     while len(picked) < min(n, len(x)):
         nxt = int(np.argmax(dist * w))
         if dist[nxt] * w[nxt] <= 0:
@@ -39,12 +52,28 @@ def farthest_point(
     return picked
 
 
-def kmeans_representatives(x: np.ndarray, n: int, seed: int) -> list[int]:
-    """One frame per k-means cluster: the one nearest its centroid."""
+def _distance_to_set(x: np.ndarray, ref: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Each row of ``x``'s Euclidean distance to its nearest row of ``ref``."""
+    out = np.empty(len(x))
+    for s in range(0, len(x), chunk):
+        d = np.linalg.norm(x[s : s + chunk, None, :] - ref[None, :, :], axis=2)
+        out[s : s + chunk] = d.min(axis=1)
+    return out
+
+
+def kmeans_representatives(
+    x: np.ndarray, n: int, seed: int, weights: np.ndarray | None = None
+) -> list[int]:
+    """One frame per k-means cluster: the one nearest its centroid.
+
+    With ``weights`` (uncertainties) the clustering is weighted (k-means' sample
+    weights): centroids move toward uncertain regions, and uncertain frames that stand
+    apart get clusters of their own.
+    """
     from sklearn.cluster import KMeans
 
     k = min(n, len(x))
-    km = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(x)
+    km = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(x, sample_weight=weights)
     reps = []
     for c in range(k):
         members = np.flatnonzero(km.labels_ == c)
@@ -94,15 +123,23 @@ def drop_duplicates(
 
 
 def _diverse(
-    x: np.ndarray, uncertainty: np.ndarray, max_n: int, method: str, seed: int
+    x: np.ndarray,
+    uncertainty: np.ndarray,
+    max_n: int,
+    method: str,
+    seed: int,
+    known: np.ndarray | None = None,
 ) -> list[int]:
     """Indices into ``x`` (ordered by decreasing uncertainty) that ``method`` picks."""
     if method in ("fps", "weighted_fps"):
         # x is in decreasing uncertainty, so both start from the most uncertain frame
         weights = uncertainty if method == "weighted_fps" else None
         return farthest_point(x, max_n, first=0, weights=weights) if len(x) else []
-    if method == "kmeans":
-        return kmeans_representatives(x, max_n, seed) if len(x) else []
+    if method == "seeded_fps":
+        return farthest_point(x, max_n, known=known) if len(x) else []
+    if method in ("kmeans", "weighted_kmeans"):
+        weights = uncertainty if method == "weighted_kmeans" else None
+        return kmeans_representatives(x, max_n, seed, weights) if len(x) else []
     if method == "random":
         rng = np.random.default_rng(seed)
         return sorted(rng.choice(len(x), size=min(max_n, len(x)), replace=False).tolist())
@@ -126,15 +163,18 @@ def select(
     Duplicates go first (:func:`drop_duplicates`). From the rest, ``fps`` starts from
     the most uncertain frame and adds the farthest in descriptor space; ``weighted_fps``
     does the same with each distance multiplied by the frame's uncertainty (query by
-    committee with a diversity floor); ``kmeans`` takes the frame nearest each centroid;
-    ``random`` draws with ``seed``. Deterministic.
+    committee with a diversity floor); ``seeded_fps`` counts distances to the known
+    structures too (``known_descriptors``: what is labelled already), so it starts from
+    the candidate farthest from the training set; ``kmeans`` takes the frame nearest
+    each centroid, ``weighted_kmeans`` the same with the clustering weighted by
+    uncertainty; ``random`` draws with ``seed``. Deterministic.
     """
     x = np.asarray(descriptors, dtype=float)
     unc = np.asarray(uncertainty, dtype=float)
     keep, rejected = drop_duplicates(
         x, hashes, unc, dedupe_distance, known_hashes, known_descriptors
     )
-    chosen = {keep[j] for j in _diverse(x[keep], unc[keep], max_n, method, seed)}
+    chosen = {keep[j] for j in _diverse(x[keep], unc[keep], max_n, method, seed, known_descriptors)}
     for i in keep:
         if i not in chosen:
             rejected[i] = Rejection(

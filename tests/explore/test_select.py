@@ -100,7 +100,37 @@ def test_weighted_fps_prefers_uncertain_frames_over_far_certain_ones():
     )
 
 
-@pytest.mark.parametrize("method", ["fps", "weighted_fps", "kmeans", "random"])
+def test_seeded_fps_fills_the_gaps_of_the_training_set():
+    """Plain FPS spreads the batch over the candidates, wherever the training set is;
+    seeded FPS counts distances to what is labelled, so it goes where nothing is."""
+    x = np.array([[0.0], [0.5], [1.0], [6.0], [9.0]])
+    dev = np.array([0.9, 0.8, 0.7, 0.2, 0.1])  # most uncertain near the labelled frames
+    hashes = list("abcde")
+    known = np.array([[0.2], [1.1]])  # the training set covers 0-1
+    plain = select(x, hashes, dev, 2, method="fps", known_descriptors=known)
+    seeded = select(x, hashes, dev, 2, method="seeded_fps", known_descriptors=known)
+    assert plain.selected == [0, 4]
+    assert seeded.selected == [3, 4]
+    # nothing known: it is plain FPS from the most uncertain frame
+    assert select(x, hashes, dev, 3, method="seeded_fps").selected == (
+        select(x, hashes, dev, 3, method="fps").selected
+    )
+
+
+def test_weighted_kmeans_gives_uncertain_regions_more_picks():
+    """Two equal clusters, one uncertain: weighted k-means spends more picks there."""
+    x, labels = clustered(n_clusters=2, per=40)
+    dev = np.where(labels == 0, 1.0, 0.01)
+    hashes = [f"h{i}" for i in range(len(x))]
+    plain = select(x, hashes, dev, 6, method="kmeans", seed=1).selected
+    weighted = select(x, hashes, dev, 6, method="weighted_kmeans", seed=1).selected
+    assert sum(labels[plain] == 0) <= 4
+    assert sum(labels[weighted] == 0) >= 5
+
+
+@pytest.mark.parametrize(
+    "method", ["fps", "weighted_fps", "seeded_fps", "kmeans", "weighted_kmeans", "random"]
+)
 def test_selection_respects_cap_and_is_deterministic(method):
     x, _ = clustered()
     hashes = [f"h{i}" for i in range(len(x))]
