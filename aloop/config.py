@@ -38,6 +38,7 @@ from aloop.config_sections import (
     StopConfig,
     SystemConfig,
     TrustWindow,
+    UncertaintyBiasConfig,
 )
 from aloop.errors import UserError
 from aloop.structures import check_system_structures, resolve_path
@@ -64,6 +65,7 @@ __all__ = [
     "StopConfig",
     "SystemConfig",
     "TrustWindow",
+    "UncertaintyBiasConfig",
     "config_field",
     "from_section",
     "load_config",
@@ -78,6 +80,7 @@ __all__ = [
 #: flows/relabel.py) and each model stores its hyperparameters.
 HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "min_updates"): 0,
+    ("explore", "uncertainty_bias"): None,
     ("model", "ema_decay"): None,
     ("model", "stress_weight"): 1.0,
     ("model", "e0s"): E0Source.ISOLATED_ATOMS,

@@ -429,6 +429,19 @@ class ExploreStop(Section):
     )
 
 
+class UncertaintyBiasConfig(Section):
+    """Uncertainty-driven dynamics: E_bias = A [exp(-var(E) / (N B^2)) - 1] on the
+    committee's energy variance (aloop/explore/bias.py)."""
+
+    strength_ev: PositiveFloat = Field(
+        description="A, eV: the deepest the bias goes (where the committee disagrees most)"
+    )
+    width_ev: PositiveFloat = Field(
+        description="B, eV: the committee energy deviation per square-root atom at which "
+        "the bias is felt"
+    )
+
+
 class ExploreConfig(Section):
     """Committee-driven MD exploration."""
 
@@ -448,6 +461,11 @@ class ExploreConfig(Section):
     walkers_per_system: Annotated[int, _NUMBER, Field(gt=0, le=10**5)] = 4
     stop: ExploreStop = ExploreStop()
     seed: Seed = 0
+    uncertainty_bias: UncertaintyBiasConfig | None = Field(
+        None,
+        description="push the walkers toward what the committee disagrees on (NVT, NVE); "
+        "off by default",
+    )
 
     @field_validator("temperatures")
     @classmethod
@@ -470,6 +488,11 @@ class ExploreConfig(Section):
             )
         if self.ensemble == "npt" and not self.pressures_gpa:
             raise ValueError("ensemble 'npt' needs pressures_gpa")
+        if self.ensemble == "npt" and self.uncertainty_bias is not None:
+            raise ValueError(
+                "uncertainty_bias: it has no stress term, so it cannot drive NPT walkers "
+                "(use nvt or nve, or drop the bias)"
+            )
         return self
 
 

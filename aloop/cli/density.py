@@ -110,6 +110,7 @@ def density(
         md = replace(
             MDSettings.from_config(cfg.explore, window.hi / scale, window.stress_hi_gpa),
             ensemble="npt",
+            bias=None,  # a property is measured on the committee's own surface, never biased
             steps=steps,
             barostat_time_fs=(
                 cfg.explore.barostat_time_fs if barostat_time_fs is None else barostat_time_fs

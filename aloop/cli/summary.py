@@ -11,7 +11,7 @@ from aloop.vocabulary import Engine, Stage, StageStatus
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from aloop.config import CampaignConfig, ModelConfig, StopConfig
+    from aloop.config import CampaignConfig, ExploreConfig, ModelConfig, StopConfig
     from aloop.records import CampaignRecord, IterationRecord
     from aloop.stats import HoldoutError
 
@@ -59,7 +59,7 @@ def config_summary(cfg: CampaignConfig) -> str:
         f"{cfg.model.dtype}, warm start: {_start(cfg.model)}",
         f"  explore      {cfg.explore.ensemble.upper()}, {cfg.explore.walkers_per_system} "
         f"walkers/system, {cfg.explore.steps} steps x {cfg.explore.timestep_fs:g} fs, "
-        f"sample every {cfg.explore.sample_interval}",
+        f"sample every {cfg.explore.sample_interval}" + _bias(cfg.explore),
         f"  select       <= {cfg.select.max_per_system}/system/iteration by {cfg.select.diversity}",
         f"  stop         accurate ratio >= {cfg.stop.accurate_ratio:g} for "
         f"{cfg.stop.patience} iterations, {_holdout_rule(cfg.stop)}or "
@@ -80,6 +80,13 @@ def _start(model: ModelConfig) -> str:
         f"foundation {name}, multihead fine-tuning replaying {model.replay_samples} frames "
         f"of {Path(model.replay_file or '').name} per member"
     )
+
+
+def _bias(explore: ExploreConfig) -> str:
+    bias = explore.uncertainty_bias
+    if bias is None:
+        return ""
+    return f", uncertainty bias A {bias.strength_ev:g} eV, B {bias.width_ev:g} eV"
 
 
 def _holdout_rule(stop: StopConfig) -> str:

@@ -13,14 +13,22 @@ from ase.calculators.calculator import Calculator, all_changes
 if TYPE_CHECKING:
     from ase import Atoms
 
+    from aloop.explore.bias import UncertaintyBias
     from aloop.models.committee import Committee
 
 
 class LockstepBatcher:
     """Collects one geometry per live walker, evaluates them together, hands back results."""
 
-    def __init__(self, committee: Committee, n_walkers: int, stress: bool) -> None:
+    def __init__(
+        self,
+        committee: Committee,
+        n_walkers: int,
+        stress: bool,
+        bias: UncertaintyBias | None = None,
+    ) -> None:
         self.committee = committee
+        self.bias = bias
         self.live = set(range(n_walkers))
         self.pending: dict[int, Atoms] = {}
         self.results: dict[int, dict] = {}
@@ -70,7 +78,10 @@ class LockstepBatcher:
         frames = [self.pending[i] for i in ids]
         try:
             res = self.committee.evaluate(
-                frames, stress=self.stress, batch=self._batch_for(ids, frames)
+                frames,
+                stress=self.stress,
+                batch=self._batch_for(ids, frames),
+                per_member=self.bias is not None,
             )
         except BaseException as exc:  # wake every walker with the error, never hang
             self.error = exc
@@ -88,6 +99,15 @@ class LockstepBatcher:
             if res.stress is not None:
                 out["stress"] = res.stress[k]
                 out["stress_dev_gpa"] = float(res.stress_dev[k]) / units.GPa
+            if self.bias is not None:
+                # the walker moves on the biased surface; its uncertainties stay the
+                # committee's own
+                e_bias, f_bias = self.bias.energy_forces(
+                    res.energy_members[k], res.forces_members[k]
+                )
+                out["energy"] += e_bias
+                out["forces"] = out["forces"] + f_bias
+                out["bias_energy"] = e_bias
             self.results[wid] = out
         self.pending.clear()
         self.cond.notify_all()

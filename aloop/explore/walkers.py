@@ -21,6 +21,7 @@ import numpy as np
 from ase import units
 
 from aloop.config import ExploreConfig, TrustWindow, config_field, from_section
+from aloop.explore.bias import UncertaintyBias
 from aloop.explore.lockstep import LockstepBatcher, WalkerCalculator
 from aloop.structures import close_contact, pair_distances
 from aloop.vocabulary import Origin
@@ -73,6 +74,8 @@ class MDSettings:
     max_volume_ratio: float = config_field(_EXPLORE, "stop.max_volume_ratio")
     barostat_time_fs: float = config_field(_EXPLORE, "barostat_time_fs")
     thermostat_time_fs: float = 100.0
+    #: Uncertainty-driven dynamics (:mod:`aloop.explore.bias`); None: plain MD.
+    bias: UncertaintyBias | None = None
 
     @classmethod
     def from_config(
@@ -81,11 +84,13 @@ class MDSettings:
         """Settings for one system: the stop thresholds are multiples of its trust his
         (no stress stop without a stress hi)."""
         factor = explore.stop.force_dev_factor
+        bias = explore.uncertainty_bias
         return from_section(
             cls,
             explore,
             stop_force_dev=factor * trust_hi,
             stop_stress_dev_gpa=None if stress_hi_gpa is None else factor * stress_hi_gpa,
+            bias=None if bias is None else UncertaintyBias(bias.strength_ev, bias.width_ev),
         )
 
 
@@ -307,7 +312,9 @@ def run_walkers(
     # A periodic walker's stress deviation is part of its uncertainty, NVT or NPT: the
     # labels of a cell carry its stress and the committee trains on it.
     stress = md.ensemble == "npt" or (bool(specs) and all(s.atoms.pbc.all() for s in specs))
-    batcher = LockstepBatcher(committee, len(specs), stress=stress)
+    if md.bias is not None and md.ensemble == "npt":
+        raise ValueError("the uncertainty bias has no stress term: it cannot drive NPT walkers")
+    batcher = LockstepBatcher(committee, len(specs), stress=stress, bias=md.bias)
     results = [WalkerResult(spec=s) for s in specs]
     threads = [
         threading.Thread(

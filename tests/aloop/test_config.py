@@ -76,7 +76,7 @@ def _hash_before_later_settings(cfg) -> str:
     del data["dft"]["ecp"], data["dft"]["spin"], data["dft"]["scf"]["stability_rounds"]
     del data["select"]["trust"]["calibrated"], data["select"]["holdout_per_system"]
     del data["select"]["trust"]["stress_lo_gpa"], data["select"]["trust"]["stress_hi_gpa"]
-    del data["explore"]["barostat_time_fs"]
+    del data["explore"]["barostat_time_fs"], data["explore"]["uncertainty_bias"]
     del data["dft"]["engine"], data["dft"]["cp2k"], data["explore"]["stop"]["max_volume_ratio"]
     for key in ("strained_per_structure", "max_volumetric_strain", "max_shear_strain"):
         del data["initial"][key]
@@ -103,6 +103,7 @@ def test_settings_added_later_keep_stored_campaigns_hash_at_their_neutral_value(
         ("dft.cp2k.cutoff_ry", 400.0),
         ("initial.strained_per_structure", 4),
         ("explore.stop.max_volume_ratio", 2.0),
+        ("explore.uncertainty_bias", {"strength_ev": 0.5, "width_ev": 0.05}),
         ("initial.max_shear_strain", 0.02),
         ("explore.barostat_time_fs", 2000.0),
         ("select.trust", {"stress_lo_gpa": 0.2, "stress_hi_gpa": 2.0}),

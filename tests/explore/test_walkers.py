@@ -190,6 +190,7 @@ def test_md_settings_defaults_and_construction_are_pinned():
         "max_volume_ratio": 1.5,
         "barostat_time_fs": 500.0,
         "thermostat_time_fs": 100.0,
+        "bias": None,
     }
     cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo-water.yaml")
     md = MDSettings.from_config(cfg.explore, cfg.trust_window("water").hi)
