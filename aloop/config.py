@@ -80,6 +80,7 @@ __all__ = [
 #: flows/relabel.py) and each model stores its hyperparameters.
 HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "min_updates"): 0,
+    ("model", "finetune_optimizer"): "mace",
     ("explore", "uncertainty_bias"): None,
     ("model", "ema_decay"): None,
     ("model", "stress_weight"): 1.0,
@@ -233,7 +234,7 @@ class CampaignConfig(Section):
 #: Fine-tuning settings added later (model section), and their values in campaigns stored
 #: before: a foundation start then fine-tuned naively and replayed nothing.
 _FINETUNE_BEFORE = {"finetune": FinetuneMode.NAIVE.value, "replay_file": None}
-_FINETUNE_UNREAD = ("finetune", "replay_file", "replay_samples")
+_FINETUNE_UNREAD = ("finetune", "replay_file", "replay_samples", "finetune_optimizer")
 
 
 def _drop_unread_finetune_settings(model: dict) -> None:

@@ -373,6 +373,11 @@ class ModelConfig(Section):
         description="frames of replay_file each member replays, drawn by the member's seed "
         "(members replay different subsets)",
     )
+    finetune_optimizer: Literal["mace", "campaign"] = Field(
+        "mace",
+        description="multihead fine-tuning: 'mace' (MACE's own learning rate 1e-4 and EMA "
+        "0.99999) or 'campaign' (this section's lr and ema_decay, MACE's --force_mh_ft_lr)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:

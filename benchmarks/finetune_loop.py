@@ -11,7 +11,10 @@ that differ only in where their committee starts:
   r_max 5 Å);
 - ``foundation``: ``warm_start: foundation``, MACE's multihead replay fine-tuning from the
   stand-in foundation of ``finetune_bench.py`` (built once into the work folder), each
-  member replaying its own 100-frame subset of the foundation's data.
+  member replaying its own 100-frame subset of the foundation's data, with MACE's own
+  multihead optimizer (learning rate 1e-4, EMA 0.99999);
+- ``foundation_campaign_lr`` (added after ``foundation`` plateaued): the same with the
+  campaign's learning rate (0.01) and EMA (0.99), ``model.finetune_optimizer: campaign``.
 
 Everything else is arm A of the data-efficiency study (benchmarks/al_efficiency/arms.py:
 committee of 3, 8 labels per iteration by farthest-point sampling, walkers at 300, 600
@@ -52,7 +55,7 @@ from benchmarks.al_efficiency import arms, evaluate  # noqa: E402
 from benchmarks.al_efficiency.run import prefect_api  # noqa: E402
 from benchmarks.finetune_bench import FOUNDATION_MODEL, build_standin_foundation  # noqa: E402
 
-ARMS = ("scratch", "foundation")
+ARMS = ("scratch", "foundation", "foundation_campaign_lr")
 TESTSETS = ROOT / "benchmarks" / "al_efficiency" / "results"
 HOLDOUT_PER_ITERATION = 4
 HOLDOUT_MIN_FRAMES = 8
@@ -82,7 +85,7 @@ def campaign_config(arm: str, base: dict, args: argparse.Namespace) -> dict:
     cfg["description"] = f"Foundation fine-tuning in the loop, arm {arm}, seed {args.seed}"
     arch = {k: FOUNDATION_MODEL[k] for k in ("num_channels", "max_L", "r_max")}
     cfg["model"] |= arch | {"e0s": "isolated_atoms"}
-    if arm == "foundation":
+    if arm.startswith("foundation"):
         cfg["model"] |= {
             "warm_start": "foundation",
             "foundation_model": base["model"],
@@ -90,6 +93,8 @@ def campaign_config(arm: str, base: dict, args: argparse.Namespace) -> dict:
             "replay_file": base["replay"],
             "replay_samples": REPLAY_SAMPLES,
         }
+    if arm == "foundation_campaign_lr":
+        cfg["model"]["finetune_optimizer"] = "campaign"
     cfg["select"]["trust"] = {"lo": 0.05, "hi": 1.0, "calibrated": True}
     cfg["select"]["holdout_per_system"] = HOLDOUT_PER_ITERATION
     cfg["stop"] = {
@@ -164,6 +169,7 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.15, help="hold-out force RMSE, eV/Å")
     ap.add_argument("--max-iterations", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "finetune_loop_work")
     args = ap.parse_args()
     args.work = args.work.resolve()
@@ -175,8 +181,10 @@ def main() -> None:
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
     }
-    with prefect_api(args.work) as prefect_env, ThreadPoolExecutor(len(ARMS)) as pool:
-        for fut in [pool.submit(run_campaign, a, base, args, env | prefect_env) for a in ARMS]:
+    with prefect_api(args.work) as prefect_env, ThreadPoolExecutor(2) as pool:
+        # two at a time, one thread each (2 cores); a finished campaign is not re-run
+        futures = [pool.submit(run_campaign, a, base, args, env | prefect_env) for a in args.arms]
+        for fut in futures:
             fut.result()
     campaigns_s = time.perf_counter() - t0
 
@@ -193,16 +201,17 @@ def main() -> None:
     }
     out: dict = {
         "command": "python benchmarks/finetune_loop.py "
-        f"--target {args.target} --max-iterations {args.max_iterations} --seed {args.seed}",
+        f"--target {args.target} --max-iterations {args.max_iterations} --seed {args.seed} "
+        f"--arms {' '.join(args.arms)}",
         "versions": code_versions(),
         "device": device,
         "target_forces_rmse": args.target,
         "foundation": {k: v for k, v in base.items() if k not in ("model", "replay")},
-        "configs": {a: campaign_config(a, base, args) for a in ARMS},
+        "configs": {a: campaign_config(a, base, args) for a in args.arms},
         "testsets": {k: len(v) for k, v in tests.items()},
         "arms": {},
     }
-    for arm in ARMS:
+    for arm in args.arms:
         name = campaign_name(arm, args.seed)
         connection.connect(campaign_db(args.work, name))
         try:

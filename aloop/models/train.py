@@ -273,6 +273,7 @@ def mace_arguments(
             "--multiheads_finetuning=True",
             f"--pt_train_file={replay}",
             "--foundation_model_elements=True",
+            f"--force_mh_ft_lr={cfg.finetune_optimizer == 'campaign'}",
         ]
     elif foundation is not None:
         args += [f"--foundation_model={foundation}", "--multiheads_finetuning=False"]

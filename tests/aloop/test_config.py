@@ -71,7 +71,7 @@ def _hash_before_later_settings(cfg) -> str:
 
     data = cfg.model_dump(mode="json", exclude={"execution", "database", "description", "stop"})
     model_keys = ("min_updates", "ema_decay", "stress_weight", "e0s")
-    for key in (*model_keys, "finetune", "replay_file", "replay_samples"):
+    for key in (*model_keys, "finetune", "replay_file", "replay_samples", "finetune_optimizer"):
         del data["model"][key]
     del data["dft"]["ecp"], data["dft"]["spin"], data["dft"]["scf"]["stability_rounds"]
     del data["select"]["trust"]["calibrated"], data["select"]["holdout_per_system"]

@@ -135,6 +135,23 @@ def test_multihead_and_naive_fine_tuning_ask_mace_for_what_they_say(foundation, 
     assert not any(a.startswith("--pt_train_file") for a in naive)
 
 
+def test_multihead_fine_tuning_with_the_campaigns_optimizer(
+    foundation, water_dataset, water_e0s, tmp_path
+):
+    """MACE replaces the learning rate and EMA of a multihead run with its own (1e-4,
+    0.99999) unless told otherwise; with ``finetune_optimizer: campaign`` the config's
+    are used, and what is stored is what MACE ran with."""
+    model, replay = foundation
+    frames, ids = water_dataset
+    cfg = _config(model, replay, finetune_optimizer="campaign", lr=0.005, ema_decay=0.99)
+    (member,) = train_committee(
+        frames[30:40], ids[30:40], cfg, tmp_path, members=[0], atomic_energies=water_e0s
+    )
+    hp = member.hyperparameters
+    assert hp["lr"] == pytest.approx(0.005) and hp["ema_decay"] == pytest.approx(0.99)
+    assert hp["heads"] == ["pt_head", "Default"]
+
+
 def test_a_replay_file_without_labels_is_refused_before_mace_runs(
     foundation, water_dataset, water_e0s, tmp_path
 ):
