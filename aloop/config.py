@@ -201,13 +201,18 @@ class CampaignConfig(Section):
         """Exploration temperatures (K) for system ``name``."""
         return self.system(name).temperatures or self.explore.temperatures
 
-    def result_hash(self) -> str:
+    def result_hash(self, base_dir: Path | str | None = None) -> str:
         """sha256 of everything that changes the campaign's results.
 
         Execution and database settings move work around but do not change any number,
         so they are left out: a campaign may be resumed with more workers. The stopping
         rules decide how many iterations run, not what any iteration computes, so they
         are left out too: raising the iteration cap continues a stopped campaign.
+
+        With ``base_dir`` (the campaign file's folder) the files a foundation start
+        reads (the model, the replay file) count by their content, not their path: a
+        foundation replaced under the same name makes another campaign, a file moved
+        does not.
         """
         data = self.model_dump(
             mode="json", exclude={"execution", "database", "description", "stop"}
@@ -220,6 +225,11 @@ class CampaignConfig(Section):
             if leaf in holder and holder[leaf] == neutral:
                 del holder[leaf]
         _drop_unread_finetune_settings(data["model"])
+        if base_dir is not None and self.model.warm_start == "foundation":
+            for key in ("foundation_model", "replay_file"):
+                if data["model"].get(key):
+                    path = resolve_path(data["model"][key], base_dir)
+                    data["model"][key] = f"sha256:{_file_sha256(path)}"
         for system in data["systems"]:  # a system's own trust window, as select's
             trust = system.get("trust") or {}
             for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
@@ -235,6 +245,14 @@ class CampaignConfig(Section):
 #: before: a foundation start then fine-tuned naively and replayed nothing.
 _FINETUNE_BEFORE = {"finetune": FinetuneMode.NAIVE.value, "replay_file": None}
 _FINETUNE_UNREAD = ("finetune", "replay_file", "replay_samples", "finetune_optimizer")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _drop_unread_finetune_settings(model: dict) -> None:

@@ -240,7 +240,7 @@ def run_campaign(
     same campaign is refused with :class:`~db.campaigns.CampaignBusy` unless
     ``take_over``.
     """
-    config, config_hash = cfg.model_dump(mode="json"), cfg.result_hash()
+    config, config_hash = cfg.model_dump(mode="json"), cfg.result_hash(base_dir)
     campaign, created = campaigns.find_or_create_campaign(cfg.campaign, config, config_hash)
     with RunLease(campaign.id, cfg.campaign, take_over=take_over) as lease:
         # Compared (and a change recorded) only while this run holds the campaign.

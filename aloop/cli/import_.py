@@ -80,7 +80,10 @@ def import_(
     failed = functools.partial(_import_failed, source)
     with connected(uri_in_force(db_uri, cfg.database.uri)), unexpected_as(failed):
         camp, _ = get_or_create_campaign(
-            cfg.campaign, cfg.model_dump(mode="json"), cfg.result_hash(), allow_config_change
+            cfg.campaign,
+            cfg.model_dump(mode="json"),
+            cfg.result_hash(config.parent),
+            allow_config_change,
         )
         sys_cfg = cfg.system(system)
         result = import_frames(

@@ -319,3 +319,29 @@ def test_structure_problems_are_reported_word_for_word(change, problem):
     with pytest.raises(ConfigError) as info:
         parse_config(data)
     assert info.value.problems == [problem]
+
+
+def test_a_foundation_start_is_hashed_by_the_content_of_its_files(tmp_path):
+    """A foundation replaced under the same file name is another campaign (its results
+    differ); the same files moved elsewhere are the same campaign."""
+    (tmp_path / "mp.model").write_bytes(b"weights v1")
+    (tmp_path / "replay.xyz").write_text("frames v1")
+    data = with_change("model.warm_start", "foundation")
+    data["model"] |= {"foundation_model": "mp.model", "replay_file": "replay.xyz"}
+    cfg = parse_config(data, tmp_path)
+    first = cfg.result_hash(tmp_path)
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "mp.model").write_bytes(b"weights v1")
+    (moved / "replay.xyz").write_text("frames v1")
+    elsewhere = {"foundation_model": "elsewhere/mp.model", "replay_file": "elsewhere/replay.xyz"}
+    data_moved = {**data, "model": data["model"] | elsewhere}
+    assert parse_config(data_moved, tmp_path).result_hash(tmp_path) == first
+    (tmp_path / "mp.model").write_bytes(b"weights v2")
+    assert cfg.result_hash(tmp_path) != first
+    (tmp_path / "mp.model").write_bytes(b"weights v1")
+    (tmp_path / "replay.xyz").write_text("frames v2")
+    assert cfg.result_hash(tmp_path) != first
+    # campaigns without a foundation start read no file: the folder changes nothing
+    plain = parse_config(MINIMAL)
+    assert plain.result_hash(tmp_path) == plain.result_hash()
