@@ -193,6 +193,20 @@ class CampaignConfig(Section):
                 return s
         raise KeyError(name)
 
+    def _files_read(self) -> list[str]:
+        """The model keys naming files whose content makes the results: the foundation
+        of a foundation start, and the replay file of a multihead one."""
+        if self.model.warm_start != "foundation":
+            return []
+        return ["foundation_model", "replay_file"] if self.model.multihead else ["foundation_model"]
+
+    def earlier_result_hashes(self) -> list[str]:
+        """Hashes these same settings had under earlier hashing rules (a foundation's
+        files counted by path): a campaign stored under one resumes, its hash updated."""
+        if not self._files_read():
+            return []
+        return [self.result_hash()]
+
     def trust_window(self, name: str) -> TrustWindow:
         """The trust window in force for system ``name``."""
         return self.system(name).trust or self.select.trust
@@ -225,11 +239,11 @@ class CampaignConfig(Section):
             if leaf in holder and holder[leaf] == neutral:
                 del holder[leaf]
         _drop_unread_finetune_settings(data["model"])
-        if base_dir is not None and self.model.warm_start == "foundation":
-            for key in ("foundation_model", "replay_file"):
-                if data["model"].get(key):
-                    path = resolve_path(data["model"][key], base_dir)
-                    data["model"][key] = f"sha256:{_file_sha256(path)}"
+        if base_dir is not None:
+            for key in self._files_read():
+                data["model"][key] = (
+                    f"sha256:{_file_sha256(resolve_path(data['model'][key], base_dir), key)}"
+                )
         for system in data["systems"]:  # a system's own trust window, as select's
             trust = system.get("trust") or {}
             for (section, key), neutral in HASH_NEUTRAL_DEFAULTS.items():
@@ -247,11 +261,14 @@ _FINETUNE_BEFORE = {"finetune": FinetuneMode.NAIVE.value, "replay_file": None}
 _FINETUNE_UNREAD = ("finetune", "replay_file", "replay_samples", "finetune_optimizer")
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: Path, key: str) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise UserError(f"model.{key}: cannot read {path}: {exc.strerror or exc}") from None
     return digest.hexdigest()
 
 

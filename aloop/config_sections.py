@@ -391,6 +391,11 @@ class ModelConfig(Section):
                 raise ValueError("seeds must be distinct, or members would be identical")
         if self.warm_start == "foundation" and not self.foundation_model:
             raise ValueError("warm_start 'foundation' needs foundation_model (a file path)")
+        if self.finetune_optimizer != "mace" and not self.multihead:
+            raise ValueError(
+                "model.finetune_optimizer: it applies to multihead fine-tuning only (other "
+                "runs use lr and ema_decay as given); drop it"
+            )
         if self.multihead:
             # MACE itself would fall back to naive fine-tuning with a warning
             if not self.replay_file:

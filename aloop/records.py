@@ -35,10 +35,16 @@ FINETUNED_HEAD = "Default"
 REPLAY_HEAD = "pt_head"
 
 
-def fine_tuned_head(heads: Sequence[str]) -> str:
+def model_heads(model: Any) -> list[str]:
+    """A MACE model's heads (a model from before heads existed has MACE's one)."""
+    return [str(h) for h in getattr(model, "heads", None) or [FINETUNED_HEAD]]
+
+
+def fine_tuned_head(heads: Sequence[str] | None) -> str:
     """The head a model was trained on the campaign's labels with: the last one that is
-    not MACE's replay head (``pt_head``, the foundation's own)."""
-    own = [h for h in heads if h != REPLAY_HEAD]
+    not MACE's replay head (``pt_head``, the foundation's own); ``Default`` when no
+    heads are recorded (single-head models)."""
+    own = [h for h in heads or [FINETUNED_HEAD] if h != REPLAY_HEAD]
     if not own:
         raise ValueError(f"a model with only the replay head {list(heads)} has no fine-tuned head")
     return own[-1]

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,7 +72,11 @@ def _record(doc: Campaign) -> CampaignRecord:
 
 
 def get_or_create_campaign(
-    name: str, config: dict, config_hash: str, allow_change: bool = False
+    name: str,
+    config: dict,
+    config_hash: str,
+    allow_change: bool = False,
+    earlier_hashes: Sequence[str] = (),
 ) -> tuple[CampaignRecord, bool]:
     """The campaign called ``name``, created if absent; returns ``(campaign, created)``.
 
@@ -86,7 +90,7 @@ def get_or_create_campaign(
     """
     campaign, created = find_or_create_campaign(name, config, config_hash)
     if not created:
-        campaign = accept_config(campaign.id, config, config_hash, allow_change)
+        campaign = accept_config(campaign.id, config, config_hash, allow_change, earlier_hashes)
     return campaign, created
 
 
@@ -114,12 +118,18 @@ def find_or_create_campaign(
 
 
 def accept_config(
-    campaign_id: Any, config: dict, config_hash: str, allow_change: bool
+    campaign_id: Any,
+    config: dict,
+    config_hash: str,
+    allow_change: bool,
+    earlier_hashes: Sequence[str] = (),
 ) -> CampaignRecord:
     """The campaign, once its stored config is the one given.
 
     A different ``config_hash`` is refused unless ``allow_change``; an allowed change
-    is appended to ``config_changes`` with both hashes and the previous config.
+    is appended to ``config_changes`` with both hashes and the previous config. A stored
+    hash among ``earlier_hashes`` (the same settings under an earlier hashing rule) is
+    no change: it is replaced by ``config_hash``, and that is recorded too.
 
     Raises
     ------
@@ -129,7 +139,8 @@ def accept_config(
     existing = Campaign.objects.get(id=campaign_id)
     if existing.config_hash == config_hash:
         return _record(existing)
-    if not allow_change:
+    rehashed = existing.config_hash in earlier_hashes
+    if not allow_change and not rehashed:
         raise ConfigChangeRefused(
             f"campaign {existing.name!r} was created with a different configuration "
             f"(stored {existing.config_hash[:12]}, given {config_hash[:12]}); "
@@ -142,6 +153,7 @@ def accept_config(
             "from_hash": existing.config_hash,
             "to_hash": config_hash,
             "previous_config": existing.config,
+            **({"reason": "the same settings under a newer hashing rule"} if rehashed else {}),
         }
     )
     existing.config = config

@@ -104,7 +104,7 @@ def committee_models(campaign_id: Any, iteration: int) -> list[MemberRecord]:
 def _head_before_the_field(hyperparameters: dict | None) -> str:
     """The evaluated head of a member stored without the ``head`` field: from the heads
     MACE left on it, or ``Default`` (single-head models)."""
-    return fine_tuned_head((hyperparameters or {}).get("heads") or [FINETUNED_HEAD])
+    return fine_tuned_head((hyperparameters or {}).get("heads"))
 
 
 def final_committee(campaign_id: Any) -> list[MemberRecord]:

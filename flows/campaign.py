@@ -25,6 +25,7 @@ from prefect.exceptions import TerminationSignal
 
 from aloop.config import load_config
 from aloop.convergence import StopDecision, dead_end, decide
+from aloop.models.foundation import foundation_problems
 from aloop.progress import LogReporter, Reporter
 from aloop.records import CampaignOutcome, CampaignRecord, IterationRecord
 from aloop.settings import get_settings, resolve_db_uri
@@ -244,7 +245,13 @@ def run_campaign(
     campaign, created = campaigns.find_or_create_campaign(cfg.campaign, config, config_hash)
     with RunLease(campaign.id, cfg.campaign, take_over=take_over) as lease:
         # Compared (and a change recorded) only while this run holds the campaign.
-        campaigns.accept_config(campaign.id, config, config_hash, allow_config_change)
+        campaigns.accept_config(
+            campaign.id,
+            config,
+            config_hash,
+            allow_config_change,
+            cfg.earlier_result_hashes(),
+        )
         if lease.previous is not None:
             how = "its lease had expired" if lease.previous.seconds_left() == 0 else "--take-over"
             reporter.message(
@@ -402,7 +409,7 @@ def campaign_flow(
     CampaignOutcome
         Campaign name, final status and reason, iterations, label counts, database.
     """
-    cfg = load_config(config_path, checks=[dft_name_problems])
+    cfg = load_config(config_path, checks=[dft_name_problems, foundation_problems])
     reporter = _reporter or LogReporter(get_run_logger())
     target = connection.connect(db_uri or resolve_db_uri(cfg.database.uri))
     reporter.message(f"campaign {cfg.campaign}: database {target.display}")

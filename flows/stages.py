@@ -425,9 +425,10 @@ def select_stage(loop: Loop, iteration: IterationRecord) -> tuple[SelectStats, f
             system=system.name,
         )
         ids = [i for i in ids if i not in held]
-        known = [a for a in [*labelled, *held_before] if a.info["system"] == system.name]
-        known += structures.load_atoms(sorted(held))
-        chosen = _select_system(loop, k, ids, known, committee, updates)
+        training = [a for a in labelled if a.info["system"] == system.name]
+        held_known = [a for a in held_before if a.info["system"] == system.name]
+        held_known += structures.load_atoms(sorted(held))
+        chosen = _select_system(loop, k, ids, (training, held_known), committee, updates)
         per_system[system.name] = chosen.model_copy(update={"holdout": len(held)})
     structures.set_verdicts(updates)
     return SelectStats.of(per_system), 0.0
@@ -460,9 +461,16 @@ def _draw_holdout(loop: Loop, k: int, system: str) -> set[str]:
 
 
 def _select_system(
-    loop: Loop, k: int, ids: list[str], known: list, committee: Any, updates: list
+    loop: Loop,
+    k: int,
+    ids: list[str],
+    known: tuple[list, list],
+    committee: Any,
+    updates: list,
 ) -> SystemSelection:
-    """One system's verdicts, appended to ``updates``."""
+    """One system's verdicts, appended to ``updates``. ``known`` is (the training
+    frames, the hold-out frames): both are duplicates to avoid, only the first is what
+    the committee has learnt from."""
     if not ids:
         return SystemSelection()
     cfg = loop.cfg.select
@@ -470,7 +478,8 @@ def _select_system(
     window = loop.cfg.trust_window(info[ids[0]].system)
     scale = loop.calibration_scale(k) if window.calibrated else 1.0
     atoms = structures.load_atoms(ids)
-    desc = committee.evaluate(atoms + known, descriptors=True).descriptors
+    training, held = known
+    desc = committee.evaluate(atoms + training + held, descriptors=True).descriptors
     chosen = select(
         desc[: len(ids)],
         [info[i].hash for i in ids],
@@ -479,6 +488,7 @@ def _select_system(
         method=cfg.diversity,
         dedupe_distance=cfg.dedupe_distance,
         known_descriptors=desc[len(ids) :],
+        training_descriptors=desc[len(ids) : len(ids) + len(training)],
         seed=cfg.seed + k,
     )
     picked = set(chosen.selected)

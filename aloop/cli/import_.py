@@ -84,6 +84,7 @@ def import_(
             cfg.model_dump(mode="json"),
             cfg.result_hash(config.parent),
             allow_config_change,
+            cfg.earlier_result_hashes(),
         )
         sys_cfg = cfg.system(system)
         result = import_frames(

@@ -76,9 +76,14 @@ def _start(model: ModelConfig) -> str:
     name = Path(model.foundation_model or "").name
     if not model.multihead:
         return f"foundation {name}, naive fine-tuning"
+    optimizer = (
+        f", lr {model.lr:g} and EMA {model.ema_decay}"
+        if model.finetune_optimizer == "campaign"
+        else ", MACE's lr and EMA"
+    )
     return (
         f"foundation {name}, multihead fine-tuning replaying {model.replay_samples} frames "
-        f"of {Path(model.replay_file or '').name} per member"
+        f"of {Path(model.replay_file or '').name} per member{optimizer}"
     )
 
 

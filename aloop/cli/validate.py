@@ -13,15 +13,17 @@ if TYPE_CHECKING:
 
 def load_checked(config: Path) -> CampaignConfig:
     """The campaign in ``config``, validated by the schema and by PySCF, which is asked
-    whether it knows the basis sets, pseudopotentials and functional (no SCF is run).
+    whether it knows the basis sets, pseudopotentials and functional (no SCF is run),
+    and, for a foundation start, against the foundation model's elements.
 
     What ``aloop validate`` and ``aloop run`` both accept: a name PySCF does not know is
     refused before any work starts.
     """
     from aloop.config import load_config
+    from aloop.models.foundation import foundation_problems
     from dft.names import dft_name_problems
 
-    return load_config(config, checks=[dft_name_problems])
+    return load_config(config, checks=[dft_name_problems, foundation_problems])
 
 
 def validate(

@@ -52,12 +52,16 @@ def farthest_point(
     return picked
 
 
-def _distance_to_set(x: np.ndarray, ref: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Each row of ``x``'s Euclidean distance to its nearest row of ``ref``."""
+def _distance_to_set(x: np.ndarray, ref: np.ndarray, max_pairs: int = 1 << 22) -> np.ndarray:
+    """Each row of ``x``'s Euclidean distance to its nearest row of ``ref``, in chunks
+    of at most ``max_pairs`` distances (32 MiB), whatever the sizes."""
     out = np.empty(len(x))
+    ref_sq = np.einsum("ij,ij->i", ref, ref)
+    chunk = max(1, max_pairs // max(1, len(ref)))
     for s in range(0, len(x), chunk):
-        d = np.linalg.norm(x[s : s + chunk, None, :] - ref[None, :, :], axis=2)
-        out[s : s + chunk] = d.min(axis=1)
+        part = x[s : s + chunk]
+        sq = np.einsum("ij,ij->i", part, part)[:, None] + ref_sq[None, :] - 2 * part @ ref.T
+        out[s : s + chunk] = np.sqrt(np.maximum(sq.min(axis=1), 0.0))
     return out
 
 
@@ -156,6 +160,7 @@ def select(
     dedupe_distance: float = 1e-3,
     known_hashes: set[str] | frozenset[str] = frozenset(),
     known_descriptors: np.ndarray | None = None,
+    training_descriptors: np.ndarray | None = None,
     seed: int = 0,
 ) -> Selection:
     """Select at most ``max_n`` diverse candidates of one system.
@@ -163,9 +168,10 @@ def select(
     Duplicates go first (:func:`drop_duplicates`). From the rest, ``fps`` starts from
     the most uncertain frame and adds the farthest in descriptor space; ``weighted_fps``
     does the same with each distance multiplied by the frame's uncertainty (query by
-    committee with a diversity floor); ``seeded_fps`` counts distances to the known
-    structures too (``known_descriptors``: what is labelled already), so it starts from
-    the candidate farthest from the training set; ``kmeans`` takes the frame nearest
+    committee with a diversity floor); ``seeded_fps`` counts distances to the training
+    set too (``training_descriptors``; the hold-out is known for de-duplication but is
+    not learnt from, so it repels nothing here), so it starts from the candidate
+    farthest from the training set; ``kmeans`` takes the frame nearest
     each centroid, ``weighted_kmeans`` the same with the clustering weighted by
     uncertainty; ``random`` draws with ``seed``. Deterministic.
     """
@@ -174,7 +180,9 @@ def select(
     keep, rejected = drop_duplicates(
         x, hashes, unc, dedupe_distance, known_hashes, known_descriptors
     )
-    chosen = {keep[j] for j in _diverse(x[keep], unc[keep], max_n, method, seed, known_descriptors)}
+    chosen = {
+        keep[j] for j in _diverse(x[keep], unc[keep], max_n, method, seed, training_descriptors)
+    }
     for i in keep:
         if i not in chosen:
             rejected[i] = Rejection(

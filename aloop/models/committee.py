@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from aloop.records import FINETUNED_HEAD, fine_tuned_head
+from aloop.records import fine_tuned_head, model_heads
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -74,7 +74,7 @@ class Committee:
         for m in self.models[1:]:
             if float(m.r_max) != self.r_max or [int(z) for z in m.atomic_numbers] != self.zs:
                 raise ValueError("committee members must share r_max and elements")
-        heads = [list(getattr(m, "heads", [FINETUNED_HEAD])) for m in self.models]
+        heads = [model_heads(m) for m in self.models]
         if any(h != heads[0] for h in heads[1:]):
             raise ValueError(f"committee members must share their heads, not {heads}")
         #: The head evaluated: a fine-tuned model's own (MACE puts the replay head first).

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from aloop.models.io import sha256_bytes
-from aloop.records import FINETUNED_HEAD, REF_ENERGY, REF_FORCES
+from aloop.records import REF_ENERGY, REF_FORCES
 from aloop.structures import resolve_path
 from aloop.vocabulary import FinetuneMode
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from ase import Atoms
 
-    from aloop.config import ModelConfig
+    from aloop.config import CampaignConfig, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,11 @@ class FoundationStart:
             cfg.replay_samples,
         )
 
-    def prepare(self, training_elements: Iterable[int]) -> PreparedFoundation:
-        """Read and hash the files once, and check every element is the foundation's.
+    def prepare(
+        self, elements: Iterable[int], whose: str = "the training frames"
+    ) -> PreparedFoundation:
+        """Read and hash the files once, and check that every one of ``elements`` (those
+        of ``whose``) and of the replay frames is the foundation's.
 
         Raises
         ------
@@ -72,23 +75,25 @@ class FoundationStart:
         """
         from aloop.models.io import load_model
 
+        elements_in = set(elements)
         weights = self.model.read_bytes()
         sha = sha256_bytes(weights)
         try:
             model = load_model(weights, sha, device="cpu")
-            elements = frozenset(int(z) for z in model.atomic_numbers.tolist())
+            known = frozenset(int(z) for z in model.atomic_numbers.tolist())
         except Exception as exc:
             raise ValueError(
-                f"model.foundation_model {self.model}: not a MACE model ({exc})"
+                f"model.foundation_model: {self.model} is not a MACE model ({exc})"
             ) from exc
-        _check_elements(training_elements, elements, "the training frames", self.model)
+        _check_elements(elements_in, known, whose, self.model, "model.foundation_model")
         replay, replay_sha = [], None
         if self.replay is not None:
             replay = read_replay(self.replay)
             replay_sha = sha256_bytes(self.replay.read_bytes())
             present = {int(z) for a in replay for z in a.numbers}
-            _check_elements(present, elements, f"the replay file {self.replay.name}", self.model)
-        return PreparedFoundation(self, sha, elements, replay, replay_sha)
+            what = f"the replay file {self.replay.name}"
+            _check_elements(present, known, what, self.model, "model.replay_file")
+        return PreparedFoundation(self, sha, known, replay, replay_sha)
 
 
 @dataclass(frozen=True)
@@ -119,13 +124,14 @@ class PreparedFoundation:
         write(out, [self.replay_frames[i] for i in picked], format="extxyz")
         return out
 
-    def provenance(self, subset: Path | None) -> dict:
-        """What a member stores of its start: file, sha256, mode, head, replay."""
+    def provenance(self, subset: Path | None, head: str) -> dict:
+        """What a member stores of its start: file, sha256, mode, its evaluated head,
+        replay."""
         out = {
             "file": self.start.model.name,
             "sha256": self.model_sha256,
             "finetune": self.start.mode.value,
-            "head": FINETUNED_HEAD,
+            "head": head,
         }
         if subset is not None and self.start.replay is not None:
             out |= {
@@ -148,27 +154,51 @@ def read_replay(source: Path) -> list[Atoms]:
     try:
         frames = read(source, index=":", format="extxyz")
     except Exception as exc:
-        raise ValueError(f"model.replay_file {source}: not a readable extxyz ({exc})") from exc
+        raise ValueError(f"model.replay_file: {source} is not a readable extxyz ({exc})") from exc
     unlabelled = [
         i for i, a in enumerate(frames) if REF_ENERGY not in a.info or REF_FORCES not in a.arrays
     ]
     if not frames or unlabelled:
         where = f"frame {unlabelled[0]} has" if unlabelled else "it has no frames, so"
         raise ValueError(
-            f"model.replay_file {source}: {where} no {REF_ENERGY} and {REF_FORCES} "
+            f"model.replay_file: in {source}, {where} no {REF_ENERGY} and {REF_FORCES} "
             "(the foundation's labels under aloop's keys)"
         )
     return frames
 
 
-def _check_elements(present: Iterable[int], known: frozenset[int], what: str, model: Path) -> None:
+def _check_elements(
+    present: Iterable[int], known: frozenset[int], what: str, model: Path, key: str
+) -> None:
     from ase.data import chemical_symbols
 
     missing = sorted(set(present) - known)
     if missing:
         raise ValueError(
-            f"{what} hold {', '.join(chemical_symbols[z] for z in missing)}, which the "
+            f"{key}: {what} hold {', '.join(chemical_symbols[z] for z in missing)}, which the "
             f"foundation model {model.name} has no weights for (it covers "
             f"{', '.join(chemical_symbols[z] for z in sorted(known))}): fine-tune a "
             "foundation trained on these elements"
         )
+
+
+def foundation_problems(cfg: CampaignConfig, base_dir: Path) -> list[str]:
+    """The config check of a foundation start (``aloop validate`` and ``aloop run``,
+    before any DFT): its files are a MACE model and a labelled replay file, and every
+    element of the campaign's systems is one the foundation has weights for."""
+    from aloop.structures import load_system_structures
+
+    start = FoundationStart.from_config(cfg.model, base_dir)
+    if start is None:
+        return []
+    elements = {
+        int(z)
+        for system in cfg.systems
+        for atoms in load_system_structures(system, base_dir)
+        for z in atoms.numbers
+    }
+    try:
+        start.prepare(elements, "the campaign's systems")
+    except ValueError as exc:  # each message starts with its key
+        return [str(exc)]
+    return []

@@ -45,6 +45,7 @@ from aloop.records import (
     REF_STRESS,
     REPLAY_HEAD,
     fine_tuned_head,
+    model_heads,
 )
 from aloop.structures import atoms_hash
 from aloop.versions import code_versions
@@ -542,7 +543,7 @@ def used_hyperparameters(model: Any, args: Any) -> dict:
         "patience": int(args.patience),
         "ema_decay": float(args.ema_decay) if args.ema else None,
         "loss": str(args.loss),
-        "heads": [str(h) for h in getattr(model, "heads", [FINETUNED_HEAD])],
+        "heads": model_heads(model),
     }
 
 
@@ -598,9 +599,10 @@ def _train_member(
             f"without a replay head (heads {getattr(model, 'heads', None)}); see "
             f"{mdir / 'mace-console.log'}"
         )
+    head = fine_tuned_head(model_heads(model))
     provenance = _provenance(cfg, e0s, split.stress, used_hyperparameters(model, args))
     if start.foundation is not None:
-        provenance["foundation"] = start.foundation.provenance(replay)
+        provenance["foundation"] = start.foundation.provenance(replay, head)
     metrics = _member_metrics(split, members_train, weights, sha, device)
     curve = _learning_curve(mdir / "results")
     return MemberResult(
@@ -618,7 +620,7 @@ def _train_member(
         wall_time=round(wall, 3),
         device=device,
         code_versions=code_versions(),
-        head=fine_tuned_head(getattr(model, "heads", None) or [FINETUNED_HEAD]),
+        head=head,
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from aloop.config import ConfigError, load_config, parse_config
+from aloop.errors import UserError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MINIMAL = {"campaign": "t", "systems": [{"name": "water", "molecule": "H2O"}]}
@@ -247,6 +248,11 @@ def test_multihead_fine_tuning_needs_a_replay_file_that_exists(tmp_path):
     data["model"] |= {"finetune": "naive", "replay_file": None, "e0s": "isolated_atoms"}
     naive = parse_config(data, tmp_path)
     assert not naive.model.multihead
+    # MACE's multihead optimizer is what finetune_optimizer replaces: naive has none
+    with pytest.raises(ConfigError, match=r"model.finetune_optimizer: it applies to multihead"):
+        parse_config(
+            {**data, "model": data["model"] | {"finetune_optimizer": "campaign"}}, tmp_path
+        )
     # a foundation campaign stored before multihead existed trained naively: said so
     # explicitly, it resumes under the hash it was stored with; multihead is another run
     assert naive.result_hash() == _hash_before_later_settings(naive)
@@ -342,6 +348,17 @@ def test_a_foundation_start_is_hashed_by_the_content_of_its_files(tmp_path):
     (tmp_path / "mp.model").write_bytes(b"weights v1")
     (tmp_path / "replay.xyz").write_text("frames v2")
     assert cfg.result_hash(tmp_path) != first
+    # what a foundation campaign stored before the content rule was hashed with
+    assert cfg.earlier_result_hashes() == [cfg.result_hash()] != [first]
     # campaigns without a foundation start read no file: the folder changes nothing
     plain = parse_config(MINIMAL)
     assert plain.result_hash(tmp_path) == plain.result_hash()
+    assert plain.earlier_result_hashes() == []
+    # naive fine-tuning reads no replay file: a missing one is not hashed, a missing
+    # foundation is a clear error
+    data["model"] |= {"finetune": "naive", "replay_file": "gone.xyz"}
+    naive = parse_config(data, tmp_path)
+    assert naive.result_hash(tmp_path) != first
+    (tmp_path / "mp.model").unlink()
+    with pytest.raises(UserError, match=r"model.foundation_model: cannot read .*mp.model"):
+        naive.result_hash(tmp_path)

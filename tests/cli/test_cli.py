@@ -34,26 +34,6 @@ def test_validate_prints_a_summary():
     assert "HF/6-31g" in result.output
 
 
-def test_validate_says_where_members_start_and_every_stopping_rule(tmp_path):
-    (tmp_path / "mp.model").write_bytes(b"weights")
-    (tmp_path / "mp-replay.xyz").write_text("")
-    data = with_change("model.warm_start", "foundation")
-    data["model"] |= {"foundation_model": "mp.model", "replay_file": "mp-replay.xyz"}
-    data["select"] = {"trust": {"lo": 0.1, "hi": 0.5, "calibrated": True}}
-    data["stop"] = {"force_error_target": 0.08, "holdout_min_frames": 12, "max_iterations": 7}
-    data["explore"] = {"uncertainty_bias": {"strength_ev": 2, "width_ev": 0.1}}
-    path = tmp_path / "ft.yaml"
-    path.write_text(yaml.safe_dump(data))
-    result = runner.invoke(app, ["validate", str(path)])
-    assert result.exit_code == 0, result.output
-    assert "trust [0.1, 0.5) eV/Å (calibrated)" in result.output
-    assert "foundation mp.model, multihead fine-tuning replaying 200 frames of mp-replay.xyz" in (
-        result.output
-    )
-    assert "hold-out force RMSE < 0.08 eV/Å (from 12 frames), or 7 iterations" in result.output
-    assert "uncertainty bias A 2 eV, B 0.1 eV" in result.output
-
-
 def test_validate_masks_database_password():
     result = runner.invoke(app, ["validate", str(CONFIGS / "mgcl2-molten.yaml")])
     assert result.exit_code == 0

@@ -38,6 +38,21 @@ def test_changing_a_campaign_config_is_refused_unless_allowed(campaign):
     assert stored.config_changes[0]["previous_config"] == {"campaign": "water-test"}
 
 
+def test_a_campaign_stored_under_an_earlier_hashing_rule_resumes_rehashed(campaign):
+    """The same settings hashed by an earlier rule (a foundation's files by path, now
+    by content) are no change: the stored hash is replaced, and the change recorded."""
+    config = {"campaign": "water-test"}
+    with pytest.raises(campaigns.ConfigChangeRefused):
+        campaigns.get_or_create_campaign("water-test", config, "n" * 64, earlier_hashes=["x" * 64])
+    same, created = campaigns.get_or_create_campaign(
+        "water-test", config, "n" * 64, earlier_hashes=["h" * 64]
+    )
+    assert same.id == campaign.id and not created and same.config_hash == "n" * 64
+    (change,) = Campaign.objects.get(id=campaign.id).config_changes
+    assert (change["from_hash"], change["to_hash"]) == ("h" * 64, "n" * 64)
+    assert "newer hashing rule" in change["reason"]
+
+
 def test_records_are_snapshots_reread_after_a_write(campaign):
     assert campaign.status is CampaignStatus.RUNNING and campaign.current_iteration == 0
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -86,7 +86,14 @@ def test_biased_walkers_go_where_the_committee_disagrees(committee):
     assert deviation["biased"] > deviation["plain"] + 0.02, deviation
 
 
-def test_the_bias_is_refused_for_npt_walkers():
+def test_the_bias_is_refused_for_npt_walkers(committee):
+    from ase.build import bulk
+
+    cell = bulk("Cu", cubic=True)
+    specs = [WalkerSpec("cell", cell, 300.0, pressure_gpa=0.0)]
+    md = MDSettings(ensemble="npt", steps=2, bias=UncertaintyBias(1.0, 0.1))
+    with pytest.raises(ValueError, match="cannot drive NPT walkers"):
+        run_walkers(committee, specs, md)
     data = with_change("explore.uncertainty_bias", {"strength_ev": 0.5, "width_ev": 0.01})
     assert parse_config(data).explore.uncertainty_bias.width_ev == 0.01
     data["explore"] |= {"ensemble": "npt", "pressures_gpa": [0.0]}

@@ -107,14 +107,32 @@ def test_seeded_fps_fills_the_gaps_of_the_training_set():
     dev = np.array([0.9, 0.8, 0.7, 0.2, 0.1])  # most uncertain near the labelled frames
     hashes = list("abcde")
     known = np.array([[0.2], [1.1]])  # the training set covers 0-1
-    plain = select(x, hashes, dev, 2, method="fps", known_descriptors=known)
-    seeded = select(x, hashes, dev, 2, method="seeded_fps", known_descriptors=known)
+    plain = select(x, hashes, dev, 2, method="fps", training_descriptors=known)
+    seeded = select(x, hashes, dev, 2, method="seeded_fps", training_descriptors=known)
     assert plain.selected == [0, 4]
     assert seeded.selected == [3, 4]
+    # a hold-out frame is known (no duplicate of it is picked) but not learnt from: it
+    # does not push the batch away from where it measures the error
+    held = np.array([[6.1]])
+    both = np.vstack([known, held])
+    near_holdout = select(
+        x, hashes, dev, 2, method="seeded_fps", known_descriptors=both, training_descriptors=known
+    )
+    assert near_holdout.selected == [3, 4]
     # nothing known: it is plain FPS from the most uncertain frame
     assert select(x, hashes, dev, 3, method="seeded_fps").selected == (
         select(x, hashes, dev, 3, method="fps").selected
     )
+
+
+def test_distances_to_the_training_set_are_exact_in_any_chunk_size():
+    from aloop.explore.select import _distance_to_set
+
+    rng = np.random.default_rng(0)
+    x, ref = rng.normal(size=(300, 7)), rng.normal(size=(50, 7))
+    brute = np.linalg.norm(x[:, None] - ref[None], axis=2).min(axis=1)
+    for max_pairs in (1, 120, 10**6):
+        np.testing.assert_allclose(_distance_to_set(x, ref, max_pairs), brute, atol=1e-12)
 
 
 def test_weighted_kmeans_gives_uncertain_regions_more_picks():

@@ -208,7 +208,9 @@ def test_elements_the_foundation_lacks_are_refused_before_mace_runs(
         )
     junk = tmp_path / "junk.model"
     junk.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match=r"junk.model: not a MACE model"):
+    with pytest.raises(
+        ValueError, match=r"model.foundation_model: .*junk.model is not a MACE model"
+    ):
         train_committee(
             frames[30:36],
             ids[30:36],
@@ -246,3 +248,39 @@ def test_the_foundation_start_resolves_its_files_from_the_campaign_folder(tmp_pa
     assert FoundationStart.from_config(cfg.model_copy(update={"warm_start": "none"})) is None
     with pytest.raises(ValueError, match="needs a replay file"):
         FoundationStart(tmp_path / "mp.model")
+
+
+def test_validate_checks_the_foundation_and_says_where_members_start(foundation, tmp_path):
+    """``aloop validate`` (and ``aloop run``, before any DFT) loads the foundation and
+    refuses a campaign with an element it has no weights for; a valid one is summarised
+    with its start, its calibrated window and every stopping rule."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from aloop.cli import app
+    from tests.aloop.test_config import with_change
+
+    model, replay = foundation
+    data = with_change("model.warm_start", "foundation")
+    data["model"] |= {"foundation_model": str(model), "replay_file": str(replay)}
+    data["select"] = {"trust": {"lo": 0.1, "hi": 0.5, "calibrated": True}}
+    data["stop"] = {"force_error_target": 0.08, "holdout_min_frames": 12, "max_iterations": 7}
+    data["explore"] = {"uncertainty_bias": {"strength_ev": 2, "width_ev": 0.1}}
+    path = tmp_path / "ft.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "trust [0.1, 0.5) eV/Å (calibrated)" in result.output
+    assert (
+        "foundation foundation.model, multihead fine-tuning replaying 200 frames of "
+        "replay.xyz per member" in result.output
+    )
+    assert "hold-out force RMSE < 0.08 eV/Å (from 12 frames), or 7 iterations" in result.output
+    assert "uncertainty bias A 2 eV, B 0.1 eV" in result.output
+    data["systems"] = [{"name": "ethanol", "molecule": "CH3CH2OH"}]  # C: not in the model
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "model.foundation_model: the campaign's systems hold C, which the foundation" in (
+        result.stderr
+    )
