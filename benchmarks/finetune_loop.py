@@ -144,6 +144,7 @@ def campaign_db(work: Path, name: str) -> str:
 def spent(name: str) -> dict:
     """Why and when the campaign stopped, and what it spent, iteration by iteration."""
     from db.campaigns import get_campaign
+    from db.isolated_atoms import isolated_atom_ids
     from db.iterations import campaign_iterations
     from db.labels import holdout_label_count, label_counts
 
@@ -165,6 +166,7 @@ def spent(name: str) -> dict:
         ],
         "labels_by_status": {s.value: n for s, n in counts.items()},
         "holdout_labels": holdout_label_count(campaign.id),
+        "isolated_atoms": len(isolated_atom_ids(campaign.id)),
     }
 
 
@@ -225,7 +227,8 @@ def main() -> None:
                 )
                 for test, frames in tests.items()
             }
-            out["arms"][arm] = spent(name) | {"test": rows}
+            res = spent(name) | {"test": rows}
+            out["arms"][arm] = res | {"to_target": to_target(res, args.target)}
         finally:
             connection.disconnect()
     out["wall_s"] = round(time.perf_counter() - t0, 1)
@@ -236,10 +239,40 @@ def main() -> None:
     print(f"wrote {path}")
 
 
+def to_target(res: dict, target: float) -> dict:
+    """The first committee below ``target`` on the campaign's own hold-out and on each
+    common test set: its iteration, the training labels it had, and the DFT calls the
+    campaign had made by then (training and hold-out labels of earlier iterations, and
+    the isolated atoms); None where it never got there."""
+    trained = {row["iteration"]: row["labels"] for row in next(iter(res["test"].values()))}
+    its = {it["iteration"]: it for it in res["iterations"]}
+
+    def at(k: int | None) -> dict | None:
+        if k is None:
+            return None
+        calls = sum(its[j]["labelled"] or 0 for j in its if j < k) + res["isolated_atoms"]
+        return {"iteration": k, "training_labels": trained.get(k), "dft_calls": calls}
+
+    held = [k for k, it in sorted(its.items()) if (it["holdout_forces_rmse"] or 1e9) < target]
+    out = {"holdout": at(held[0] if held else None)}
+    for test, rows in res["test"].items():
+        below = [r["iteration"] for r in rows if r["forces_rmse"] < target]
+        out[test] = at(min(below) if below else None)
+    return out
+
+
 def report(out: dict) -> None:
     for arm, res in out["arms"].items():
         print(f"{arm}: {res['status']} ({res['reason']})")
         print(f"  labels by status {res['labels_by_status']}, hold-out {res['holdout_labels']}")
+        for where, hit in res["to_target"].items():
+            got = (
+                "not reached"
+                if hit is None
+                else f"iteration {hit['iteration']}, {hit['training_labels']} training labels, "
+                f"{hit['dft_calls']} DFT calls"
+            )
+            print(f"  below {out['target_forces_rmse']} eV/Å on {where}: {got}")
         tests = res["test"]
         for it in res["iterations"]:
             k = it["iteration"]
