@@ -123,3 +123,28 @@ def test_report_tables_show_ratios_misses_and_stability_counts():
     run = {"stable": 7, "trajectories": 8, "labels": 48}
     stab = stability_table({"settings": {}, "al": {0: run, 1: {**run, "stable": 8}}})
     assert "| 15/16 (94 %) | 7/8, 8/8 | 48 labels |" in stab
+
+
+def test_the_beyond_exploration_probes_move_one_coordinate_each():
+    """Round 3's test set (c): each probe changes only what it says (a torsion by its
+    step, a bond by its factor) and leaves the rest of ethanol as it was."""
+    from ase.build import molecule
+
+    from benchmarks.al_efficiency.beyond import HYDROXYL, METHYL, STRETCHES, beyond_exploration
+
+    base = molecule("CH3CH2OH")
+    frames = beyond_exploration()
+    assert len(frames) == 2 * 12 + 2 * len(STRETCHES)
+    for atoms in frames:
+        probe, value = atoms.info["probe"], atoms.info["value"]
+        if probe.endswith("torsion"):
+            quad = METHYL if probe == "methyl_torsion" else HYDROXYL
+            off = (atoms.get_dihedral(*quad) - base.get_dihedral(*quad) - value) % 360
+            assert min(off, 360 - off) < 1e-6
+            # bond lengths are untouched by a rigid rotation
+            for a, b in ((0, 1), (1, 2), (2, 3)):
+                assert atoms.get_distance(a, b) == pytest.approx(base.get_distance(a, b))
+        else:
+            a, b = (1, 2) if probe == "co_stretch" else (2, 3)
+            assert atoms.get_distance(a, b) == pytest.approx(value * base.get_distance(a, b))
+            assert atoms.get_distance(0, 1) == pytest.approx(base.get_distance(0, 1))
