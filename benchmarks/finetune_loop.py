@@ -31,7 +31,9 @@ and 1000 K, the same seeds), plus:
 Each campaign's own hold-out comes from its own exploration, so the two are also scored
 on common test sets that neither trained on: the data-efficiency study's DFT-driven MD of
 ethanol at 300/600/1000 K (120 frames) and at 1500 K (beyond the exploration), both at the
-same level (benchmarks/al_efficiency/results/). Reported per campaign: why and when it
+same level (benchmarks/al_efficiency/results/), and round 3's probes beyond the
+exploration (benchmarks/al_efficiency/beyond.py: torsion scans and stretched bonds,
+labelled here at the campaign's DFT settings). Reported per campaign: why and when it
 stopped, its training labels and every DFT call it made (hold-out, isolated atoms,
 failures), and each iteration's hold-out and test-set force RMSE. Results: stdout and
 benchmarks/results/finetune_loop.json. Re-running resumes (the campaigns resume; the
@@ -53,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.al_efficiency import arms, evaluate  # noqa: E402
+from benchmarks.al_efficiency.beyond import labelled_beyond  # noqa: E402
 from benchmarks.al_efficiency.run import prefect_api  # noqa: E402
 from benchmarks.finetune_bench import FOUNDATION_MODEL, build_standin_foundation  # noqa: E402
 
@@ -201,9 +204,11 @@ def main() -> None:
     from db import connection
 
     device = pick_device("auto")
+    probes, probes_failed = labelled_beyond(arms.DFT, args.work / "beyond-probes.xyz")
     tests = {
         "md_300-1000K": read(TESTSETS / "testset.xyz", ":"),
         "md_1500K": read(TESTSETS / "testset-1500K.xyz", ":"),
+        "beyond_probes": probes,
     }
     out: dict = {
         "command": "python benchmarks/finetune_loop.py "
@@ -215,6 +220,7 @@ def main() -> None:
         "foundation": {k: v for k, v in base.items() if k not in ("model", "replay")},
         "configs": {a: campaign_config(a, base, args) for a in args.arms},
         "testsets": {k: len(v) for k, v in tests.items()},
+        "beyond_probes_failed_labels": probes_failed,
         "arms": {},
     }
     for arm in args.arms:

@@ -12,6 +12,8 @@ stretch factor); labelling is left to the caller.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from ase import Atoms
 from ase.build import molecule
@@ -57,3 +59,31 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def _tagged(atoms: Atoms, probe: str, value: float) -> Atoms:
     atoms.info.update({"probe": probe, "value": value})
     return atoms
+
+
+def labelled_beyond(dft: dict, out: Path) -> tuple[list[Atoms], int]:
+    """The probes labelled at a campaign's ``dft`` section (so at its settings hash),
+    written once to ``out`` and read back afterwards; and how many labels failed (those
+    frames are left out)."""
+    from ase.io import read, write
+
+    from aloop.config import DFTConfig
+    from dft.batch import LabelTask, label_batch
+    from dft.settings import LabelSettings
+
+    failed_file = out.with_suffix(".failed")
+    if out.exists() and failed_file.exists():
+        return read(out, ":"), int(failed_file.read_text())
+    probes = beyond_exploration()
+    tasks = [LabelTask(f"probe{i}", a) for i, a in enumerate(probes)]
+    settings = LabelSettings.from_config(DFTConfig(**dft), periodic=False)
+    records = {r.structure_id: r for r in label_batch(tasks, settings, on_progress=lambda p: None)}
+    done = [
+        r.labelled_atoms(t.atoms)
+        for t in tasks
+        if (r := records[t.structure_id]).energy is not None
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write(out, done, format="extxyz")
+    failed_file.write_text(str(len(tasks) - len(done)))
+    return done, len(tasks) - len(done)
