@@ -81,7 +81,7 @@ __all__ = [
 HASH_NEUTRAL_DEFAULTS: dict[tuple[str, str], object] = {
     ("model", "min_updates"): 0,
     ("model", "finetune_optimizer"): "mace",
-    ("explore", "uncertainty_bias"): None,
+    ("explore", "uncertainty_bias"): None,  # not vocabulary: the config section
     ("model", "ema_decay"): None,
     ("model", "stress_weight"): 1.0,
     ("model", "e0s"): E0Source.ISOLATED_ATOMS,
