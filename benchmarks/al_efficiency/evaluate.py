@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from aloop.records import MemberRecord
 
 
+#: Part of every cached test-error key: raised when the metrics change, so a cached row
+#: always has them all.
+METRICS_VERSION = 2
+
+
 def _committee(members: list[MemberRecord], device: str) -> Any:
     from aloop.models.committee import Committee
     from aloop.models.io import load_model
@@ -61,6 +66,20 @@ def _rmse(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x))))
 
 
+def error_tails(force_errors: list[np.ndarray], energy_errors_per_atom: np.ndarray) -> dict:
+    """What an RMSE hides (round 3's metrics): the 95th percentile and the largest of the
+    per-frame force RMSE (eV/Å), and the energy RMSE per atom after the constant shift
+    (the mean error) is removed, which a single-composition set cannot pin down and
+    which moves no force or MD trajectory."""
+    per_frame = np.array([_rmse(e) for e in force_errors])
+    e = np.asarray(energy_errors_per_atom, dtype=float)
+    return {
+        "frame_forces_rmse_p95": float(np.percentile(per_frame, 95)),
+        "frame_forces_rmse_max": float(per_frame.max()),
+        "energy_rmse_per_atom_shifted": _rmse(e - e.mean()),
+    }
+
+
 def committee_test_errors(committee: Any, frames: list) -> dict:
     """Committee-mean errors and each member's own, from one batched evaluation.
 
@@ -97,6 +116,7 @@ def committee_test_errors(committee: Any, frames: list) -> dict:
         "forces_rmse_by_temperature": {f"{t:.0f}": _rmse(e) for t, e in by_t.items()},
         "deviation_error_spearman": float(spearmanr(res.force_dev_max, worst).statistic),
         "deviation_over_error_median": float(np.median(res.force_dev_max / worst)),
+        **error_tails(errors, (res.energy - ref_e) / n_atoms),
     }
 
 
@@ -111,7 +131,7 @@ def test_errors(
     """
     rows = []
     for k, members, n_labels in trained_committees(campaign_name):
-        key = f"test:{testset_sha256}:" + ":".join(m.sha256 for m in members)
+        key = f"test:v{METRICS_VERSION}:{testset_sha256}:" + ":".join(m.sha256 for m in members)
 
         def compute(members: list[MemberRecord] = members) -> dict:
             return committee_test_errors(_committee(members, device), test_frames)

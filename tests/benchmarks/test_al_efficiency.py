@@ -148,3 +148,18 @@ def test_the_beyond_exploration_probes_move_one_coordinate_each():
             a, b = (1, 2) if probe == "co_stretch" else (2, 3)
             assert atoms.get_distance(a, b) == pytest.approx(value * base.get_distance(a, b))
             assert atoms.get_distance(0, 1) == pytest.approx(base.get_distance(0, 1))
+
+
+def test_error_tails_see_the_frame_an_rmse_averages_away():
+    """Nine frames off by 0.1 eV/Å and one by 1.0: the pooled RMSE says 0.33, the tail
+    says 1.0; an energy error that is one constant shift is no error once shifted."""
+    from benchmarks.al_efficiency.evaluate import _rmse, error_tails
+
+    errors = [np.full((9, 3), 0.1) for _ in range(9)] + [np.full((9, 3), 1.0)]
+    tails = error_tails(errors, np.full(10, 0.25))
+    assert _rmse(np.concatenate(errors)) == pytest.approx(np.sqrt(0.109))
+    assert tails["frame_forces_rmse_max"] == pytest.approx(1.0)
+    assert tails["frame_forces_rmse_p95"] == pytest.approx(0.1 + 0.55 * 0.9)
+    assert tails["energy_rmse_per_atom_shifted"] == pytest.approx(0.0)
+    shifted = error_tails(errors, np.array([0.2, 0.3] * 5))["energy_rmse_per_atom_shifted"]
+    assert shifted == pytest.approx(0.05)
