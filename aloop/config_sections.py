@@ -517,8 +517,8 @@ class SelectConfig(Section):
         "fps",
         description="fps: farthest-point from the most uncertain candidate; weighted_fps: "
         "each distance times the frame's uncertainty; seeded_fps: farthest-point counting "
-        "distances to what is labelled already; kmeans: the frame nearest each centroid; "
-        "weighted_kmeans: k-means weighted by uncertainty; random",
+        "distances to the training set (not the hold-out); kmeans: the frame nearest each "
+        "centroid; weighted_kmeans: k-means weighted by uncertainty; random",
     )
     dedupe_distance: NonNegativeFloat = 1e-3
     adaptive_lo: Bool = False

@@ -107,7 +107,6 @@ class LockstepBatcher:
                 )
                 out["energy"] += e_bias
                 out["forces"] = out["forces"] + f_bias
-                out["bias_energy"] = e_bias
             self.results[wid] = out
         self.pending.clear()
         self.cond.notify_all()
